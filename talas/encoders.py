@@ -1,0 +1,213 @@
+"""Load a model + tokenizer by local path or hub id, pool token states into sentence vectors.
+
+    from talas.encoders import Encoder
+    enc = Encoder.load("path/or/hub-id", pooling="mean")
+    vectors = enc.encode(["a sentence", "another"])       # [2, dim] float32
+
+Pooling works for right-padded batches (BERT) and left-padded ones (decoder teachers such as
+Qwen3-Embedding, whose last real token is the appended EOS).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from talas.errors import ConfigError, ModelError
+
+POOLING_METHODS = ("cls", "mean", "last_token")
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, method: str) -> torch.Tensor:
+    """Pool token states into one vector per sequence.
+
+    hidden: [B, L, D]; attention_mask: [B, L] with 1 on real tokens, 0 on padding (left or right).
+    Returns [B, D] in hidden's dtype.
+    - cls: the first real token (position 0 with right padding, L - len with left padding);
+    - mean: average of the real tokens;
+    - last_token: the last real token (the appended EOS of decoder embedders).
+    """
+    mask = attention_mask.to(hidden.dtype)
+    if method == "mean":
+        summed = (hidden * mask.unsqueeze(-1)).sum(dim=1)
+        return summed / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
+    positions = torch.arange(hidden.shape[1], device=hidden.device)
+    real = attention_mask.bool()
+    if method == "cls":
+        # argmax returns the first maximum, i.e. the first real token whichever side is padded.
+        index = real.int().argmax(dim=1)
+    elif method == "last_token":
+        index = torch.where(real, positions, torch.full_like(positions, -1)).amax(dim=1).clamp(min=0)
+    else:
+        raise ConfigError(f"Unknown pooling method {method!r}; choose one of {', '.join(POOLING_METHODS)}.")
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """Return a local folder as is, or a hub id for users who have the hub; reject a missing path."""
+    expanded = os.path.expanduser(name_or_path)
+    if os.path.isdir(expanded):
+        return expanded
+    # Hub ids are "name" or "org/name"; anything else is a path the user expected to exist.
+    if name_or_path.startswith((".", "/", "~", "\\")) or name_or_path.count("/") > 1 or os.path.exists(expanded):
+        raise ModelError(
+            f"Model path {name_or_path!r} does not exist. Pass an existing model folder "
+            "(with config.json) or a hub id such as 'bert-base-uncased'."
+        )
+    return name_or_path
+
+
+def load_tokenizer(name_or_path: str, **kwargs: Any):
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(name_or_path)
+    try:
+        return AutoTokenizer.from_pretrained(path, **kwargs)
+    except OSError as exc:
+        raise ModelError(f"Cannot load a tokenizer from {name_or_path!r}: {first_line(exc)}") from exc
+
+
+def load_model(name_or_path: str, dtype: torch.dtype | None = None, **kwargs: Any) -> nn.Module:
+    from transformers import AutoModel
+
+    path = resolve_model_path(name_or_path)
+    try:
+        return AutoModel.from_pretrained(path, dtype=dtype, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"Cannot load a model from {name_or_path!r}: {first_line(exc)}") from exc
+
+
+def load_config(name_or_path: str):
+    """The model's config (cheap: no weights), e.g. to read hidden_size without loading the model."""
+    from transformers import AutoConfig
+
+    path = resolve_model_path(name_or_path)
+    try:
+        return AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"Cannot read the model config of {name_or_path!r}: {first_line(exc)}") from exc
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def layer_list(model: nn.Module) -> nn.ModuleList:
+    """The transformer block list of a BERT-, MPNet-, DistilBERT- or decoder-style model."""
+    count = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layers", None)
+    for name in ("encoder.layer", "layers", "transformer.layer", "encoder.layers"):
+        module: Any = model
+        for part in name.split("."):
+            module = getattr(module, part, None)
+            if module is None:
+                break
+        if isinstance(module, nn.ModuleList) and (count is None or len(module) == count):
+            return module
+    raise ModelError(f"Cannot find the transformer layers of {type(model).__name__} to truncate it.")
+
+
+def keep_first_layers(model: nn.Module, num_layers: int) -> None:
+    """Cut the encoder to its first ``num_layers`` blocks, in place (a standard small-student init)."""
+    layers = layer_list(model)
+    if not 1 <= num_layers <= len(layers):
+        raise ConfigError(f"--student_num_layers must be between 1 and {len(layers)} for this model, got {num_layers}.")
+    del layers[num_layers:]
+    model.config.num_hidden_layers = num_layers
+    if hasattr(model.config, "layer_types") and model.config.layer_types is not None:
+        model.config.layer_types = model.config.layer_types[:num_layers]
+
+
+def tokenizer_appends_eos(tokenizer) -> bool:
+    ids = tokenizer("hello")["input_ids"]
+    return tokenizer.eos_token_id is not None and len(ids) > 0 and ids[-1] == tokenizer.eos_token_id
+
+
+class Encoder(nn.Module):
+    """A transformers model + tokenizer + pooling: texts in, sentence vectors out.
+
+    ``prompt`` is prepended to every text (e.g. a teacher instruction). With last-token pooling,
+    a decoder tokenizer that does not append its EOS gets it appended here, so the pooled token
+    is the EOS the embedder was trained to summarise into.
+    """
+
+    def __init__(self, model: nn.Module, tokenizer, pooling: str, max_length: int, prompt: str = ""):
+        super().__init__()
+        if pooling not in POOLING_METHODS:
+            raise ConfigError(f"Unknown pooling method {pooling!r}; choose one of {', '.join(POOLING_METHODS)}.")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.pooling = pooling
+        self.max_length = max_length
+        self.prompt = prompt
+        self.append_eos = pooling == "last_token" and tokenizer.eos_token_id is not None and not tokenizer_appends_eos(tokenizer)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str,
+        pooling: str,
+        max_length: int = 256,
+        prompt: str = "",
+        dtype: torch.dtype | None = None,
+        num_layers: int | None = None,
+        **model_kwargs: Any,
+    ) -> "Encoder":
+        tokenizer = load_tokenizer(name_or_path)
+        model = load_model(name_or_path, dtype=dtype, **model_kwargs)
+        if num_layers:
+            keep_first_layers(model, num_layers)
+        return cls(model, tokenizer, pooling, max_length, prompt)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Tokenize with dynamic padding (to the longest text of the batch, at most max_length)."""
+        texts = [self.prompt + t for t in texts] if self.prompt else list(texts)
+        if not self.append_eos:
+            return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length - 1, padding=False)
+        encoded["input_ids"] = [ids + [self.tokenizer.eos_token_id] for ids in encoded["input_ids"]]
+        encoded["attention_mask"] = [mask + [1] for mask in encoded["attention_mask"]]
+        return self.tokenizer.pad(dict(encoded), padding=True, return_tensors="pt")
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Token counts (after truncation) used to sort texts into evenly padded batches."""
+        texts = [self.prompt + t for t in texts] if self.prompt else list(texts)
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=False)["input_ids"]
+        return [len(x) + int(self.append_eos) for x in ids]
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled sentence vectors [B, D] for a tokenized batch already on the model's device."""
+        inputs = {k: v for k, v in features.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        hidden = self.model(**inputs).last_hidden_state
+        return pool(hidden, features["attention_mask"], self.pooling)
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+        """Embed texts in length-sorted batches (little padding); rows come back in input order."""
+        was_training = self.training
+        self.eval()
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out: torch.Tensor | None = None
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            feats = {k: v.to(self.device) for k, v in self.tokenize([texts[i] for i in idx]).items()}
+            vecs = self(feats).float().cpu()
+            if out is None:
+                out = torch.empty(len(texts), vecs.shape[1])
+            out[idx] = vecs
+        self.train(was_training)
+        return out if out is not None else torch.empty(0, self.dim)

@@ -1,0 +1,113 @@
+"""Read CSV, TSV and JSON-lines files into named columns, with errors that name file, row and column.
+
+    from talas.tables import read_table
+    table = read_table("data/train/distill_texts_clean.csv")
+    table.columns, table.rows[0]["text"]
+
+Shared by the training-data readers (talas.data) and the evaluation tasks (talas.evaluate).
+Row numbers in messages are 1-based data rows as a spreadsheet shows them (the header is row 1).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+
+from talas.errors import DataError
+
+csv.field_size_limit(2**31 - 1)
+
+
+@dataclass
+class Table:
+    path: str
+    columns: list[str]
+    rows: list[dict[str, str]]
+    line_numbers: list[int]  # the file line each row starts on, for error messages
+
+    def require(self, *names: str) -> None:
+        """Fail clearly when a column the caller needs is absent, listing the ones found."""
+        missing = [n for n in names if n not in self.columns]
+        if missing:
+            raise DataError(
+                f"{self.path}: missing column(s) {', '.join(map(repr, missing))}; columns found: "
+                f"{', '.join(map(repr, self.columns))}. Rename the column or pass the matching column option."
+            )
+
+
+def decode_utf8(path: str, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"{path}: line {line} is not valid UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start}). "
+            "Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)."
+        ) from None
+
+
+def read_table(path: str) -> Table:
+    """Read a .csv, .tsv/.tab or .jsonl/.json (one object per line) file. All values are strings."""
+    if not os.path.isfile(path):
+        raise DataError(f"Data file {path!r} does not exist. Check the path (it is relative to {os.getcwd()!r}).")
+    with open(path, "rb") as handle:
+        text = decode_utf8(path, handle.read())
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".jsonl", ".json", ".ndjson"):
+        table = read_jsonl(path, text)
+    elif ext in (".csv", ".tsv", ".tab", ".txt"):
+        table = read_delimited(path, text, "\t" if ext in (".tsv", ".tab") else ",")
+    else:
+        raise DataError(f"{path}: unsupported file type {ext!r}; use .csv, .tsv or .jsonl.")
+    if not table.rows:
+        raise DataError(f"{path}: the file has a header but no data rows.")
+    return table
+
+
+def read_delimited(path: str, text: str, delimiter: str) -> Table:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DataError(f"{path}: the file is empty.") from None
+    columns = [c.strip() for c in header]
+    rows, lines = [], []
+    start = reader.line_num + 1
+    try:
+        for record in reader:
+            if not record:  # blank line
+                start = reader.line_num + 1
+                continue
+            if len(record) != len(columns):
+                raise DataError(
+                    f"{path}: line {start} has {len(record)} fields but the header has {len(columns)}. "
+                    "Quote fields that contain the delimiter."
+                )
+            rows.append(dict(zip(columns, record)))
+            lines.append(start)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise DataError(f"{path}: line {reader.line_num}: malformed {'TSV' if delimiter == chr(9) else 'CSV'} ({exc}).") from None
+    return Table(path, columns, rows, lines)
+
+
+def read_jsonl(path: str, text: str) -> Table:
+    rows, lines, columns = [], [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: line {number} is not valid JSON ({exc.msg}).") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}: line {number} is not a JSON object; each line must be one object.")
+        for key in record:
+            if key not in columns:
+                columns.append(key)
+        rows.append({k: "" if v is None else str(v) for k, v in record.items()})
+        lines.append(number)
+    return Table(path, columns, rows, lines)
