@@ -108,6 +108,13 @@ def read_jsonl(path: str, text: str) -> Table:
         for key in record:
             if key not in columns:
                 columns.append(key)
-        rows.append({k: "" if v is None else str(v) for k, v in record.items()})
+        rows.append({k: json_text(v) for k, v in record.items()})
         lines.append(number)
     return Table(path, columns, rows, lines)
+
+
+def json_text(value: object) -> str:
+    """JSON null and NaN are missing values (empty text), everything else its string form."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return value if isinstance(value, str) else json.dumps(value) if isinstance(value, (dict, list)) else str(value)
