@@ -173,26 +173,34 @@ class Encoder(nn.Module):
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Unpadded token ids: prompt prefixed, truncated to max_length, EOS appended when needed."""
+        texts = [self.prompt + t for t in texts] if self.prompt else list(texts)
+        limit = self.max_length - int(self.append_eos)
+        ids = self.tokenizer(texts, truncation=True, max_length=limit, padding=False)["input_ids"]
+        if self.append_eos:
+            ids = [x + [self.tokenizer.eos_token_id] for x in ids]
+        return ids
+
+    def pad(self, batch_ids: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+        """Pad to the longest sequence of the batch on the tokenizer's padding side."""
+        width = max(len(x) for x in batch_ids)
+        input_ids = torch.full((len(batch_ids), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(batch_ids), width), dtype=torch.long)
+        left = self.tokenizer.padding_side == "left"
+        for row, ids in enumerate(batch_ids):
+            span = slice(width - len(ids), width) if left else slice(0, len(ids))
+            input_ids[row, span] = torch.as_tensor(ids, dtype=torch.long)
+            mask[row, span] = 1
+        return {"input_ids": input_ids, "attention_mask": mask}
+
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Tokenize with dynamic padding (to the longest text of the batch, at most max_length)."""
-        texts = [self.prompt + t for t in texts] if self.prompt else list(texts)
-        if not self.append_eos:
-            return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length - 1, padding=False)
-        encoded["input_ids"] = [ids + [self.tokenizer.eos_token_id] for ids in encoded["input_ids"]]
-        encoded["attention_mask"] = [mask + [1] for mask in encoded["attention_mask"]]
-        return self.tokenizer.pad(dict(encoded), padding=True, return_tensors="pt")
-
-    def token_lengths(self, texts: Sequence[str]) -> list[int]:
-        """Token counts (after truncation) used to sort texts into evenly padded batches."""
-        texts = [self.prompt + t for t in texts] if self.prompt else list(texts)
-        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=False)["input_ids"]
-        return [len(x) + int(self.append_eos) for x in ids]
+        return self.pad(self.token_ids(texts))
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pooled sentence vectors [B, D] for a tokenized batch already on the model's device."""
-        inputs = {k: v for k, v in features.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-        hidden = self.model(**inputs).last_hidden_state
+        hidden = self.model(input_ids=features["input_ids"], attention_mask=features["attention_mask"]).last_hidden_state
         return pool(hidden, features["attention_mask"], self.pooling)
 
     @torch.inference_mode()
@@ -200,11 +208,12 @@ class Encoder(nn.Module):
         """Embed texts in length-sorted batches (little padding); rows come back in input order."""
         was_training = self.training
         self.eval()
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        ids = self.token_ids(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
         out: torch.Tensor | None = None
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            feats = {k: v.to(self.device) for k, v in self.tokenize([texts[i] for i in idx]).items()}
+            feats = {k: v.to(self.device) for k, v in self.pad([ids[i] for i in idx]).items()}
             vecs = self(feats).float().cpu()
             if out is None:
                 out = torch.empty(len(texts), vecs.shape[1])

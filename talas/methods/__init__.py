@@ -1,0 +1,19 @@
+"""Method registry: name → class. Adding a method is one file in this folder plus one line here."""
+
+from __future__ import annotations
+
+from talas.errors import ConfigError
+from talas.methods.base import Method
+from talas.methods.talas import TalasMethod
+
+METHODS: dict[str, type[Method]] = {"talas": TalasMethod}
+#: Published methods the CLI accepts by name but that are not implemented yet.
+PLANNED = ("stella", "dskd", "cdm", "emo")
+
+
+def get_method(name: str) -> type[Method]:
+    if name in METHODS:
+        return METHODS[name]
+    if name in PLANNED:
+        raise ConfigError(f"Method {name!r} is planned but not implemented yet; available now: {', '.join(METHODS)}.")
+    raise ConfigError(f"Unknown method {name!r}; choose one of {', '.join(METHODS)}.")

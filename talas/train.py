@@ -1,0 +1,234 @@
+"""The training loop, method-agnostic: `talas train ...` or `python main.py --method talas ...`.
+
+data → teacher vectors (cache or online) → method module (student + extras) → AdamW with linear
+warm-up and cosine/linear/constant decay → checkpoints you can resume → sentence-transformers
+export. Runs single-process or under ``accelerate launch``/``torchrun`` (DDP via Accelerate).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import shutil
+import time
+
+import torch
+
+from talas.batching import PairCollator, epoch_batches, to_device
+from talas.config import format_config, save_config
+from talas.data import load_training_data
+from talas.encoders import Encoder
+from talas.errors import ConfigError
+from talas.methods import get_method
+from talas.teacher import OnlineTeacher, ensure_cache, load_teacher, pick_device
+
+
+def lr_lambda(kind: str, warmup: int, total: int):
+    """Multiplier of the peak lr at optimiser step ``step`` (0-based)."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if kind == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0 - progress
+
+    return factor
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def latest_checkpoint(save_dir: str) -> str:
+    folder = os.path.join(save_dir, "checkpoints")
+    steps = sorted(int(d.split("-")[1]) for d in os.listdir(folder) if d.startswith("step-")) if os.path.isdir(folder) else []
+    if not steps:
+        raise ConfigError(f"--resume latest: no checkpoint found under {folder}. Train without --resume first.")
+    return os.path.join(folder, f"step-{steps[-1]}")
+
+
+class Trainer:
+    def __init__(self, cfg):
+        from accelerate import Accelerator
+
+        self.cfg = cfg
+        device = pick_device(cfg.device)
+        bf16 = cfg.mixed_precision == "bf16" or (cfg.mixed_precision == "auto" and device.type == "cuda")
+        self.acc = Accelerator(cpu=device.type == "cpu", mixed_precision="bf16" if bf16 else "no")
+        self.log = print if self.acc.is_main_process else (lambda *_: None)
+
+    def run(self) -> str:
+        cfg, acc = self.cfg, self.acc
+        method_cls = get_method(cfg.method)
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        if acc.is_main_process:
+            self.log("Resolved configuration:\n" + format_config(cfg))
+            save_config(cfg, cfg.save_dir)
+
+        self.log(f"Loading training data from: {cfg.train_data_path}")
+        data = load_training_data(
+            cfg.train_data_path, text_column=cfg.text_column or None, anchor_column=cfg.anchor_column or None,
+            positive_column=cfg.positive_column or None, negative_column=cfg.negative_column or None,
+            label_column=cfg.label_column or None, skip_bad_rows=cfg.skip_bad_rows, max_samples=cfg.max_train_samples or None,
+        )
+        if data.skipped:
+            self.log(f"Warning: skipped {data.skipped} bad row(s) of {cfg.train_data_path} (--skip_bad_rows).")
+
+        cache = rows = online = None
+        if method_cls.teacher == "cached" and cfg.cache_teacher:
+            cache, rows = ensure_cache(cfg, data.unique_texts(), data.anchors, log=self.log)
+            teacher_dim = cache.dim
+        else:
+            online = OnlineTeacher(load_teacher(cfg, acc.device), getattr(cfg, "normalize_cache", False))
+            teacher_dim = online.dim
+
+        student = Encoder.load(cfg.student_model_name, cfg.student_pooling, cfg.max_length, num_layers=cfg.student_num_layers or None)
+        if cfg.gradient_checkpointing:
+            student.model.gradient_checkpointing_enable()
+        model = method_cls(cfg, student, teacher_dim)
+        # Extras (the projection) exist before the optimizer and the scheduler are built, so their
+        # parameters are optimised and follow the same schedule.
+        optimizer = torch.optim.AdamW(model.param_groups(), lr=cfg.learning_rate)
+        collate = PairCollator(data, student, cache, rows)
+        per_epoch = len(epoch_batches(len(data), cfg.batch_size, cfg.seed, 0, acc.process_index, acc.num_processes))
+        steps_per_epoch = math.ceil(per_epoch / cfg.grad_accum_steps)
+        total = cfg.max_steps or steps_per_epoch * cfg.epochs
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lr_lambda(cfg.lr_scheduler, int(cfg.warmup_ratio * total), total)
+        )
+        model, optimizer = acc.prepare(model, optimizer)
+        self.log(f"Training samples: {len(data)}")
+        self.log(f"Training batches: {per_epoch}" + (f" per process ({acc.num_processes} processes)" if acc.num_processes > 1 else ""))
+
+        state = {"step": 0, "epoch": 0, "batch_in_epoch": 0}
+        if cfg.resume:
+            state = self.load_checkpoint(model, optimizer, scheduler)
+
+        self.train_loop(model, optimizer, scheduler, collate, online, state, total, len(data))
+        return self.finish(model)
+
+    def train_loop(self, model, optimizer, scheduler, collate, online, state, total, n) -> None:
+        from tqdm.auto import tqdm
+
+        cfg, acc = self.cfg, self.acc
+        log_path = os.path.join(cfg.save_dir, "train_log.jsonl")
+        began = time.perf_counter()
+        accum = cfg.grad_accum_steps
+        model.train()
+        for epoch in range(state["epoch"], cfg.epochs):
+            if state["step"] >= total:
+                break
+            batches = epoch_batches(n, cfg.batch_size, cfg.seed, epoch, acc.process_index, acc.num_processes)
+            start = state["batch_in_epoch"] if epoch == state["epoch"] else 0
+            # Stop exactly at the step budget (--max_steps) without breaking out of the loader.
+            stop = min(len(batches), start + (total - state["step"]) * accum)
+            loader = torch.utils.data.DataLoader(batches[start:stop], batch_size=None, collate_fn=collate, num_workers=cfg.num_workers)
+            bar = tqdm(loader, desc=f"Epoch {epoch + 1}/{cfg.epochs}", total=len(batches), initial=start,
+                       disable=not acc.is_main_process, dynamic_ncols=True)
+            sums: dict[str, float] = {}
+            count = 0
+            for offset, batch in enumerate(bar, start=start):
+                batch = to_device(batch, acc.device)
+                if online is not None:
+                    online.fill(batch)
+                boundary = (offset + 1) % accum == 0 or offset + 1 == stop
+                sync = contextlib.nullcontext() if boundary else acc.no_sync(model)
+                with sync, acc.autocast():
+                    loss, metrics = model(batch)
+                    acc.backward(loss / accum)
+                for key, value in metrics.items():
+                    sums[key] = sums.get(key, 0.0) + float(value)
+                count += 1
+                bar.set_postfix(avg_loss=f"{sums['loss'] / count:.4f}")
+                if not boundary:
+                    continue
+                if cfg.max_grad_norm > 0:
+                    acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                state.update(step=state["step"] + 1, epoch=epoch, batch_in_epoch=offset + 1)
+                if acc.is_main_process and (state["step"] % cfg.log_steps == 0 or state["step"] == total):
+                    record = {"step": state["step"], "epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
+                              **{k: float(v) for k, v in metrics.items()}, "avg_loss": sums["loss"] / count,
+                              "elapsed_s": round(time.perf_counter() - began, 2)}
+                    with open(log_path, "a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                if cfg.save_steps and state["step"] % cfg.save_steps == 0:
+                    self.save_checkpoint(model, optimizer, scheduler, state)
+            bar.close()
+            if state["batch_in_epoch"] >= len(batches):
+                state.update(epoch=epoch + 1, batch_in_epoch=0)
+                if not cfg.save_steps:
+                    self.save_checkpoint(model, optimizer, scheduler, state)
+
+    def save_checkpoint(self, model, optimizer, scheduler, state: dict) -> None:
+        """Everything needed to continue bit-for-bit: weights, optimiser, schedule, RNG, data position."""
+        acc, cfg = self.acc, self.cfg
+        acc.wait_for_everyone()
+        if not acc.is_main_process:
+            return
+        folder = os.path.join(cfg.save_dir, "checkpoints", f"step-{state['step']}")
+        tmp = folder + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        torch.save(
+            {"model": acc.unwrap_model(model).state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "rng": rng_state(), "state": dict(state)},
+            os.path.join(tmp, "training_state.pt"),
+        )
+        save_config(cfg, tmp)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+        if cfg.save_total_limit:
+            root = os.path.dirname(folder)
+            steps = sorted(int(d.split("-")[1]) for d in os.listdir(root) if d.startswith("step-") and not d.endswith(".tmp"))
+            for old in steps[: -cfg.save_total_limit]:
+                shutil.rmtree(os.path.join(root, f"step-{old}"), ignore_errors=True)
+
+    def load_checkpoint(self, model, optimizer, scheduler) -> dict:
+        cfg = self.cfg
+        folder = latest_checkpoint(cfg.save_dir) if cfg.resume == "latest" else cfg.resume
+        path = os.path.join(folder, "training_state.pt")
+        if not os.path.isfile(path):
+            raise ConfigError(f"--resume {cfg.resume!r}: {path} does not exist. Pass a checkpoint folder or 'latest'.")
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        self.acc.unwrap_model(model).load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        set_rng_state(saved["rng"])
+        self.log(f"Resumed from {folder} (optimiser step {saved['state']['step']}).")
+        return saved["state"]
+
+    def finish(self, model) -> str:
+        from talas.export import export_student
+
+        acc, cfg = self.acc, self.cfg
+        acc.wait_for_everyone()
+        out = os.path.join(cfg.save_dir, "model")
+        if acc.is_main_process:
+            export_student(acc.unwrap_model(model), out, cfg)
+            self.log(f"Saved the student (sentence-transformers format) to {out}")
+        acc.wait_for_everyone()
+        return out
+
+
+def train(cfg) -> str:
+    """Train with ``cfg`` and return the exported student's folder."""
+    return Trainer(cfg).run()
