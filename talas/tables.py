@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import os
+import re
 from dataclasses import dataclass
 
 from talas.errors import DataError
@@ -27,6 +28,7 @@ class Table:
     columns: list[str]
     rows: list[dict[str, str]]
     line_numbers: list[int]  # the file line each row starts on, for error messages
+    has_bad_bytes: bool = False  # only with read_table(keep_bad_bytes=True): some value holds undecodable bytes
 
     def require(self, *names: str) -> None:
         """Fail clearly when a column the caller needs is absent, listing the ones found."""
@@ -49,12 +51,33 @@ def decode_utf8(path: str, raw: bytes) -> str:
         ) from None
 
 
-def read_table(path: str) -> Table:
-    """Read a .csv, .tsv/.tab or .jsonl/.json (one object per line) file. All values are strings."""
+# Python's surrogateescape maps each undecodable byte 0x80-0xFF to one lone surrogate U+DC80-U+DCFF.
+BAD_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def bad_byte(value: str) -> int | None:
+    """The first undecodable byte kept in `value` by read_table(keep_bad_bytes=True), or None."""
+    match = BAD_BYTE.search(value)
+    return ord(match.group()) - 0xDC00 if match else None
+
+
+def read_table(path: str, keep_bad_bytes: bool = False) -> Table:
+    """Read a .csv, .tsv/.tab or .jsonl/.json (one object per line) file. All values are strings.
+
+    Undecodable bytes fail the whole file, unless `keep_bad_bytes`: then they stay in the values as
+    lone surrogates (see `bad_byte`), so a caller can name or skip the rows that hold them.
+    """
     if not os.path.isfile(path):
         raise DataError(f"Data file {path!r} does not exist. Check the path (it is relative to {os.getcwd()!r}).")
     with open(path, "rb") as handle:
-        text = decode_utf8(path, handle.read())
+        raw = handle.read()
+    bad_bytes = False
+    try:
+        text = decode_utf8(path, raw)
+    except DataError:
+        if not keep_bad_bytes:
+            raise
+        text, bad_bytes = raw.decode("utf-8-sig", errors="surrogateescape"), True
     ext = os.path.splitext(path)[1].lower()
     if ext in (".jsonl", ".json", ".ndjson"):
         table = read_jsonl(path, text)
@@ -64,6 +87,7 @@ def read_table(path: str) -> Table:
         raise DataError(f"{path}: unsupported file type {ext!r}; use .csv, .tsv or .jsonl.")
     if not table.rows:
         raise DataError(f"{path}: the file has a header but no data rows.")
+    table.has_bad_bytes = bad_bytes
     return table
 
 
@@ -86,7 +110,7 @@ def read_delimited(path: str, text: str, delimiter: str) -> Table:
                     f"{path}: line {start} has {len(record)} fields but the header has {len(columns)}. "
                     "Quote fields that contain the delimiter."
                 )
-            rows.append(dict(zip(columns, record)))
+            rows.append(dict(zip(columns, record, strict=False)))  # lengths checked above
             lines.append(start)
             start = reader.line_num + 1
     except csv.Error as exc:

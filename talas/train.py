@@ -20,7 +20,7 @@ import torch
 from talas.batching import PairCollator, epoch_batches, to_device
 from talas.config import format_config, save_config
 from talas.data import load_training_data
-from talas.encoders import Encoder
+from talas.encoders import Encoder, resolve_model_path
 from talas.errors import ConfigError
 from talas.methods import get_method
 from talas.teacher import OnlineTeacher, ensure_cache, load_teacher, pick_device
@@ -75,6 +75,8 @@ class Trainer:
     def run(self) -> str:
         cfg, acc = self.cfg, self.acc
         method_cls = get_method(cfg.method)
+        for name in (cfg.student_model_name, cfg.teacher_model_name):
+            resolve_model_path(name)  # a mistyped local path fails now, not after caching
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         if acc.is_main_process:
@@ -138,7 +140,12 @@ class Trainer:
             start = state["batch_in_epoch"] if epoch == state["epoch"] else 0
             # Stop exactly at the step budget (--max_steps) without breaking out of the loader.
             stop = min(len(batches), start + (total - state["step"]) * accum)
-            loader = torch.utils.data.DataLoader(batches[start:stop], batch_size=None, collate_fn=collate, num_workers=cfg.num_workers)
+            # A private generator: the loader would otherwise draw its worker seed from the global RNG,
+            # shifting the dropout stream of a resumed run.
+            loader = torch.utils.data.DataLoader(
+                batches[start:stop], batch_size=None, collate_fn=collate, num_workers=cfg.num_workers,
+                generator=torch.Generator().manual_seed(cfg.seed + epoch),
+            )
             bar = tqdm(loader, desc=f"Epoch {epoch + 1}/{cfg.epochs}", total=len(batches), initial=start,
                        disable=not acc.is_main_process, dynamic_ncols=True)
             sums: dict[str, float] = {}

@@ -1,0 +1,19 @@
+"""TALAS defaults under the seed's names; the source of truth is talas.methods.talas.TalasConfig.
+
+Change a default for one run with a flag (`--w_kd 0.8`) or a YAML/JSON file (`--config`).
+"""
+
+from dataclasses import asdict
+
+from talas.methods.talas import TalasConfig
+
+DEFAULTS = asdict(TalasConfig())
+
+cache_teacher = DEFAULTS["cache_teacher"]  # Enable teacher caching
+cache_path = DEFAULTS["cache_path"]  # Where to save/load the cache (a seed-format .pt is still read)
+pooling_method = DEFAULTS["pooling_method"]  # Pooling method for the teacher
+normalize_cache = DEFAULTS["normalize_cache"]  # Whether to normalise cached embeddings
+cache_dtype = DEFAULTS["cache_dtype"]  # Data type for the cache
+
+w_task = DEFAULTS["w_task"]  # Task loss weight
+w_kd = DEFAULTS["w_kd"]  # Knowledge-distillation loss weight
