@@ -1,0 +1,24 @@
+# TALAS with the seed's settings (PowerShell). Override with parameters or append flags:
+#   .\scripts\train_talas.ps1 -TrainData data\AllNLI.csv --epochs 1
+param(
+    [string]$TrainData = "data/train/distill_texts_clean.csv",
+    [string]$Student = "bert-base-uncased",
+    [string]$Teacher = "Qwen/Qwen3-Embedding-0.6B",
+    [string]$SaveDir = "checkpoints/talas"
+)
+$ErrorActionPreference = "Stop"
+Set-Location (Join-Path $PSScriptRoot "..")
+$Py = if (Test-Path ".venv\Scripts\python.exe") { ".venv\Scripts\python.exe" } else { "python" }
+& $Py main.py `
+    --method talas `
+    --train_data_path $TrainData `
+    --student_model_name $Student `
+    --teacher_model_name $Teacher `
+    --save_dir $SaveDir `
+    --batch_size 128 `
+    --epochs 5 `
+    --learning_rate 2e-5 `
+    --max_length 256 `
+    --temperature 0.05 `
+    @args
+exit $LASTEXITCODE
