@@ -28,13 +28,19 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0,
 class PairCollator:
     """Builds a batch dict from example indices.
 
-    Texts are laid out [anchors (B); positives (B); hard negatives (K ≤ B)] and tokenised together
-    for one student forward pass. ``text_ids`` index ``data.unique_texts()`` (duplicate masking).
+    Texts are laid out [anchors (B); positives (B); hard negatives (K ≤ B)] (anchors only with
+    ``single_view``) and tokenised together for one student forward pass. ``text_ids`` index ``data.unique_texts()`` (duplicate masking).
     With a cache, ``teacher`` holds each text's cached vector and ``teacher_mask`` which texts
     have one.
     """
 
-    def __init__(self, data: TrainingData, student: Encoder, cache: TeacherCache | None = None, cache_rows: np.ndarray | None = None):
+    def __init__(
+        self, data: TrainingData, student: Encoder, cache: TeacherCache | None = None,
+        cache_rows: np.ndarray | None = None, single_view: bool = False,
+    ):
+        # single_view: single-text data whose method needs no contrastive pair; the positive view
+        # would be the same text again, so it is not sent through the student at all.
+        self.single_view = single_view and data.kind == "single"
         self.unique = data.unique_texts()
         self.anchor_ids, self.positive_ids, self.negative_ids = (np.asarray(x, dtype=np.int64) for x in data.text_ids())
         self.student = student
@@ -44,9 +50,13 @@ class PairCollator:
     def __call__(self, indices: Sequence[int]) -> dict:
         idx = np.asarray(indices, dtype=np.int64)
         negatives = self.negative_ids[idx]
-        ids = np.concatenate([self.anchor_ids[idx], self.positive_ids[idx], negatives[negatives >= 0]])
+        if self.single_view:
+            ids = self.anchor_ids[idx]
+        else:
+            ids = np.concatenate([self.anchor_ids[idx], self.positive_ids[idx], negatives[negatives >= 0]])
         texts = [self.unique[i] for i in ids]
-        batch = {"features": self.student.tokenize(texts), "size": len(idx), "text_ids": torch.from_numpy(ids), "texts": texts}
+        batch = {"features": self.student.tokenize(texts), "size": len(idx), "text_ids": torch.from_numpy(ids),
+                 "texts": texts, "single_view": self.single_view}
         if self.cache is not None:
             rows = self.cache_rows[ids]
             present = rows >= 0

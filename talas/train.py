@@ -83,6 +83,13 @@ class Trainer:
             self.log("Resolved configuration:\n" + format_config(cfg))
             save_config(cfg, cfg.save_dir)
 
+        self.eval_tasks = None
+        if cfg.eval_tasks:  # load now so a wrong task name fails before hours of training
+            from talas.evaluate import load_tasks
+
+            self.eval_tasks = load_tasks(cfg.eval_task_file or None, [t.strip() for t in cfg.eval_tasks.split(",") if t.strip()])
+        self.best_score = float("-inf")
+
         self.log(f"Loading training data from: {cfg.train_data_path}")
         data = load_training_data(
             cfg.train_data_path, text_column=cfg.text_column or None, anchor_column=cfg.anchor_column or None,
@@ -107,7 +114,7 @@ class Trainer:
         # Extras (the projection) exist before the optimizer and the scheduler are built, so their
         # parameters are optimised and follow the same schedule.
         optimizer = torch.optim.AdamW(model.param_groups(), lr=cfg.learning_rate)
-        collate = PairCollator(data, student, cache, rows)
+        collate = PairCollator(data, student, cache, rows, single_view=not method_cls.needs_pairs(cfg))
         per_epoch = len(epoch_batches(len(data), cfg.batch_size, cfg.seed, 0, acc.process_index, acc.num_processes))
         steps_per_epoch = math.ceil(per_epoch / cfg.grad_accum_steps)
         total = cfg.max_steps or steps_per_epoch * cfg.epochs
@@ -184,6 +191,26 @@ class Trainer:
                 state.update(epoch=epoch + 1, batch_in_epoch=0)
                 if not cfg.save_steps:
                     self.save_checkpoint(model, optimizer, scheduler, state)
+                self.validate(model, epoch + 1, state["step"])
+
+    def validate(self, model, epoch: int, step: int) -> None:
+        """Score --eval_tasks on their validation splits; keep the best student as best_model/."""
+        if self.eval_tasks is None or not self.acc.is_main_process:
+            return
+        from talas.evaluate import evaluate
+        from talas.export import export_student
+
+        method = self.acc.unwrap_model(model)
+        result = evaluate(method.student.encode, self.eval_tasks, split="validation", progress=False)
+        score = result["averages"]["overall"]
+        scores = {name: round(r[r["main_score"]], 2) for name, r in result["tasks"].items()}
+        self.log(f"Validation after epoch {epoch}: {scores} (mean {score:.2f})")
+        with open(os.path.join(self.cfg.save_dir, "eval_log.jsonl"), "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"epoch": epoch, "step": step, "mean": score, "tasks": scores}) + "\n")
+        if score > self.best_score:
+            self.best_score = score
+            export_student(method, os.path.join(self.cfg.save_dir, "best_model"), self.cfg)
+            self.log(f"New best validation score; saved {os.path.join(self.cfg.save_dir, 'best_model')}")
 
     def save_checkpoint(self, model, optimizer, scheduler, state: dict) -> None:
         """Everything needed to continue bit-for-bit: weights, optimiser, schedule, RNG, data position."""
@@ -232,8 +259,21 @@ class Trainer:
         if acc.is_main_process:
             export_student(acc.unwrap_model(model), out, cfg)
             self.log(f"Saved the student (sentence-transformers format) to {out}")
+            if self.eval_tasks is not None:
+                self.final_evaluation(acc.unwrap_model(model))
         acc.wait_for_everyone()
         return out
+
+
+    def final_evaluation(self, method) -> None:
+        """The full suite (test splits) on the final student, written next to it."""
+        from talas.evaluate import evaluate, load_tasks
+
+        result = evaluate(method.student.encode, load_tasks(self.cfg.eval_task_file or None), split="test")
+        path = os.path.join(self.cfg.save_dir, "eval_final.json")
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2)
+        self.log(f"Final model, test splits: {json.dumps({k: round(v, 2) for k, v in result['averages'].items()})} → {path}")
 
 
 def train(cfg) -> str:

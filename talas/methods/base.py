@@ -26,6 +26,11 @@ class Method(nn.Module):
         self.cfg = cfg
         self.student = student
 
+    @classmethod
+    def needs_pairs(cls, cfg) -> bool:
+        """Whether the loss compares two views of a text (False lets single-text data skip the second)."""
+        return True
+
     def extra_modules(self) -> nn.ModuleDict:
         """Trainable modules besides the student: checkpointed, never exported."""
         return nn.ModuleDict({name: m for name, m in self.named_children() if name != "student"})

@@ -38,14 +38,21 @@ class TalasMethod(Method):
         super().__init__(cfg, student, teacher_dim)
         self.projection = nn.Linear(student.dim, teacher_dim) if student.dim != teacher_dim else None
 
+    @classmethod
+    def needs_pairs(cls, cfg: TalasConfig) -> bool:
+        return cfg.w_task > 0
+
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.cfg
         z = self.student(batch["features"])
         size, ids = batch["size"], batch["text_ids"]
-        task = info_nce(
-            z[:size], z[size : 2 * size], cfg.temperature, negatives=z[2 * size :],
-            anchor_ids=ids[:size], positive_ids=ids[size : 2 * size], negative_ids=ids[2 * size :],
-        )
+        if batch["single_view"]:
+            task = z.new_zeros(())
+        else:
+            task = info_nce(
+                z[:size], z[size : 2 * size], cfg.temperature, negatives=z[2 * size :],
+                anchor_ids=ids[:size], positive_ids=ids[size : 2 * size], negative_ids=ids[2 * size :],
+            )
         mask = batch["teacher_mask"].clone()
         if not cfg.kd_both_sides:
             mask[size:] = False

@@ -1,0 +1,55 @@
+"""Search TALAS settings for the demo: `python bench/tune_talas.py NAME=FLAGS ...`
+
+    python bench/tune_talas.py "kd_only=--w_task 0 --w_kd 1" "seed=--w_task 0.5 --w_kd 0.5"
+
+Each run distils all-MiniLM-L6-v2 into its first 2 layers for the given budget on the bundled
+training texts, scores STS-B and SICK-R on **validation** (what we select on) and on test (what we
+report), and appends a JSON line to bench/out/tune.jsonl. Never select settings by the test columns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import ROOT, TRAIN_TEXTS, Timer, minilm_path, peak_rss_mb, sts_scores  # noqa: E402
+
+
+def base_flags(teacher: str, out: str) -> list[str]:
+    return [
+        "--method", "talas", "--train_data_path", TRAIN_TEXTS, "--teacher_model_name", teacher,
+        "--student_model_name", teacher, "--student_num_layers", "2", "--pooling_method", "mean",
+        "--student_pooling", "mean", "--max_length", "128", "--epochs", "1",
+        "--cache_path", os.path.join(ROOT, "bench", "out", "cache_minilm_l6.safetensors"), "--save_dir", out,
+        "--log_steps", "50",
+    ]
+
+
+def main(specs: list[str]) -> None:
+    from talas.config import resolve_config
+    from talas.encoders import Encoder
+    from talas.methods.talas import TalasConfig
+    from talas.train import train
+
+    teacher = minilm_path()
+    os.makedirs(os.path.join(ROOT, "bench", "out"), exist_ok=True)
+    for spec in specs:
+        name, _, flags = spec.partition("=")
+        out = os.path.join(ROOT, "bench", "out", "tune", name)
+        cfg = resolve_config(TalasConfig, base_flags(teacher, out) + shlex.split(flags))
+        with Timer() as timer:
+            model_dir = train(cfg)
+        student = Encoder.load(os.path.join(model_dir), "mean", 128)
+        record = {"name": name, "flags": flags, "train_s": round(timer.seconds, 1), "peak_rss_mb": round(peak_rss_mb()),
+                  "validation": sts_scores(student.encode, "validation"), "test": sts_scores(student.encode, "test")}
+        print(json.dumps(record), flush=True)
+        with open(os.path.join(ROOT, "bench", "out", "tune.jsonl"), "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
