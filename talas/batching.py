@@ -16,13 +16,33 @@ from talas.data import TrainingData
 from talas.encoders import Encoder
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list[list[int]]:
-    """This rank's batches of example indices for one epoch (same count on every rank)."""
+def epoch_batches(
+    n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1, lengths: np.ndarray | None = None
+) -> list[list[int]]:
+    """This rank's batches of example indices for one epoch (same count on every rank).
+
+    With ``lengths``, batches are length-grouped: the shuffled order is cut into windows of 64
+    batches, each window sorted by length and cut into batches, and the batch order shuffled
+    again. Batches then hold texts of similar length (little padding: several times faster on
+    short-text data) while staying random in content and order.
+    """
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    order = torch.randperm(n, generator=generator).tolist()
-    batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    order = torch.randperm(n, generator=generator).numpy()
+    if lengths is not None:
+        window = 64 * batch_size
+        order = np.concatenate([w[np.argsort(-lengths[w], kind="stable")] for w in np.array_split(order, max(1, -(-n // window)))])
+    batches = [order[i : i + batch_size].tolist() for i in range(0, n, batch_size)]
+    if lengths is not None:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
     usable = len(batches) - len(batches) % world if world > 1 else len(batches)
     return batches[rank:usable:world]
+
+
+def example_lengths(data: TrainingData) -> np.ndarray:
+    """Characters per example (anchor + positive + negative): a cheap proxy for its token count."""
+    unique = np.fromiter((len(t) for t in data.unique_texts()), dtype=np.int64)
+    anchors, positives, negatives = (np.asarray(x, dtype=np.int64) for x in data.text_ids())
+    return np.maximum(unique[anchors], unique[positives]) + np.where(negatives >= 0, unique[np.maximum(negatives, 0)], 0)
 
 
 class PairCollator:

@@ -44,6 +44,7 @@ class TrainConfig:
     # models
     student_model_name: str = option("bert-base-uncased", "Student model: local folder or hub id.")
     student_num_layers: int = option(0, "Keep only the student's first N transformer layers (0 = all).")
+    freeze_embeddings: bool = option(False, "Keep the student's word embeddings fixed (fewer parameters to update).")
     student_pooling: str = option("last_token", "Student pooling.", ("cls", "mean", "last_token"))
     teacher_model_name: str = option("Qwen/Qwen3-Embedding-0.6B", "Teacher model: local folder or hub id.")
     pooling_method: str = option("last_token", "Teacher pooling.", ("cls", "mean", "last_token"))
@@ -61,6 +62,7 @@ class TrainConfig:
     warmup_ratio: float = option(0.1, "Fraction of optimiser steps spent warming up linearly.")
     max_grad_norm: float = option(1.0, "Gradient clipping norm (0 = off).")
     grad_accum_steps: int = option(1, "Micro-batches accumulated per optimiser step.")
+    group_by_length: bool = option(True, "Batch texts of similar length together (less padding, faster steps).")
     max_length: int = option(256, "Student max tokens per text.")
     temperature: float = option(0.05, "InfoNCE temperature.")
     seed: int = option(42, "Random seed (data order, dropout, initialisation).")

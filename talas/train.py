@@ -14,15 +14,17 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Sequence
 
 import torch
 
-from talas.batching import PairCollator, epoch_batches, to_device
+from talas.batching import PairCollator, epoch_batches, example_lengths, to_device
 from talas.config import format_config, save_config
 from talas.data import load_training_data
 from talas.encoders import Encoder, resolve_model_path
 from talas.errors import ConfigError
 from talas.methods import get_method
+from talas.methods.base import Stage
 from talas.teacher import OnlineTeacher, ensure_cache, load_teacher, pick_device
 
 
@@ -54,12 +56,20 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def latest_checkpoint(save_dir: str) -> str:
-    folder = os.path.join(save_dir, "checkpoints")
-    steps = sorted(int(d.split("-")[1]) for d in os.listdir(folder) if d.startswith("step-")) if os.path.isdir(folder) else []
-    if not steps:
-        raise ConfigError(f"--resume latest: no checkpoint found under {folder}. Train without --resume first.")
-    return os.path.join(folder, f"step-{steps[-1]}")
+def checkpoint_steps(folder: str) -> list[int]:
+    """Steps of the finished checkpoints in ``folder`` (an interrupted save leaves ``step-N.tmp``)."""
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    return sorted(int(d.split("-")[1]) for d in names if d.startswith("step-") and not d.endswith(".tmp"))
+
+
+def latest_checkpoint(save_dir: str, stage_names: Sequence[str] = ("",)) -> str:
+    """The newest checkpoint of the latest stage that has one (stages run in the order given)."""
+    for name in reversed(stage_names):
+        folder = os.path.join(save_dir, "checkpoints", name)
+        steps = checkpoint_steps(folder)
+        if steps:
+            return os.path.join(folder, f"step-{steps[-1]}")
+    raise ConfigError(f"--resume latest: no checkpoint found under {os.path.join(save_dir, 'checkpoints')}. Train without --resume first.")
 
 
 class Trainer:
@@ -77,6 +87,7 @@ class Trainer:
         method_cls = get_method(cfg.method)
         for name in (cfg.student_model_name, cfg.teacher_model_name):
             resolve_model_path(name)  # a mistyped local path fails now, not after caching
+        method_cls.validate(cfg)
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         if acc.is_main_process:
@@ -108,31 +119,54 @@ class Trainer:
             teacher_dim = online.dim
 
         student = Encoder.load(cfg.student_model_name, cfg.student_pooling, cfg.max_length, num_layers=cfg.student_num_layers or None)
+        if cfg.freeze_embeddings:
+            student.model.get_input_embeddings().requires_grad_(False)
         if cfg.gradient_checkpointing:
             student.model.gradient_checkpointing_enable()
-        model = method_cls(cfg, student, teacher_dim)
-        # Extras (the projection) exist before the optimizer and the scheduler are built, so their
-        # parameters are optimised and follow the same schedule.
-        optimizer = torch.optim.AdamW(model.param_groups(), lr=cfg.learning_rate)
+        method = method_cls(cfg, student, teacher_dim)
         collate = PairCollator(data, student, cache, rows, single_view=not method_cls.needs_pairs(cfg))
-        per_epoch = len(epoch_batches(len(data), cfg.batch_size, cfg.seed, 0, acc.process_index, acc.num_processes))
-        steps_per_epoch = math.ceil(per_epoch / cfg.grad_accum_steps)
-        total = cfg.max_steps or steps_per_epoch * cfg.epochs
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lr_lambda(cfg.lr_scheduler, int(cfg.warmup_ratio * total), total)
-        )
-        model, optimizer = acc.prepare(model, optimizer)
+        self.lengths = example_lengths(data) if cfg.group_by_length else None
+        per_epoch = len(epoch_batches(len(data), cfg.batch_size, cfg.seed, 0, acc.process_index, acc.num_processes, self.lengths))
         self.log(f"Training samples: {len(data)}")
         self.log(f"Training batches: {per_epoch}" + (f" per process ({acc.num_processes} processes)" if acc.num_processes > 1 else ""))
 
-        state = {"step": 0, "epoch": 0, "batch_in_epoch": 0}
-        if cfg.resume:
-            state = self.load_checkpoint(model, optimizer, scheduler)
+        stages = method.stages()
+        saved = self.read_checkpoint([s.name for s in stages]) if cfg.resume else None
+        first = 0
+        if saved is not None:
+            method.load_state_dict(saved["model"])
+            first = [s.name for s in stages].index(saved["state"].get("stage", ""))
+        for index in range(first, len(stages)):
+            stage = stages[index]
+            # Trainable set first: the optimiser and (under DDP) the wrapper take only parameters
+            # that require grad, so both are rebuilt for every stage.
+            method.start_stage(stage)
+            optimizer = torch.optim.AdamW(method.param_groups(), lr=stage.learning_rate)
+            steps_per_epoch = math.ceil(per_epoch / cfg.grad_accum_steps)
+            total = stage.max_steps or steps_per_epoch * stage.epochs
+            epochs = stage.epochs or math.ceil(total / steps_per_epoch)
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lr_lambda(cfg.lr_scheduler, int(cfg.warmup_ratio * total), total)
+            )
+            model, optimizer = acc.prepare(method, optimizer)
+            state = {"stage": stage.name, "step": 0, "epoch": 0, "batch_in_epoch": 0}
+            if saved is not None and index == first:
+                optimizer.load_state_dict(saved["optimizer"])
+                scheduler.load_state_dict(saved["scheduler"])
+                set_rng_state(saved["rng"])
+                state.update(saved["state"])
+            if len(stages) > 1:
+                count = sum(p.numel() for p in method.parameters() if p.requires_grad)
+                self.log(f"Stage {index + 1}/{len(stages)} ({stage.name}): {count:,} trainable parameters, lr {stage.learning_rate:g}, {total} steps")
+            self.train_loop(model, optimizer, scheduler, collate, online, state, total, epochs, len(data), stage, cfg.seed + index)
+            # A finished stage is always on disk before the next begins, so a crash there never repeats it.
+            saved_here = state["step"] % cfg.save_steps == 0 if cfg.save_steps else state["batch_in_epoch"] == 0
+            if index + 1 < len(stages) and not saved_here:
+                self.save_checkpoint(model, optimizer, scheduler, state)
+        return self.finish(method)
 
-        self.train_loop(model, optimizer, scheduler, collate, online, state, total, len(data))
-        return self.finish(model)
-
-    def train_loop(self, model, optimizer, scheduler, collate, online, state, total, n) -> None:
+    def train_loop(self, model, optimizer, scheduler, collate, online, state, total, epochs, n, stage: Stage, seed: int) -> None:
+        """One stage. Each stage draws its own data order (``seed``: the run's seed + the stage index)."""
         from tqdm.auto import tqdm
 
         cfg, acc = self.cfg, self.acc
@@ -140,10 +174,10 @@ class Trainer:
         began = time.perf_counter()
         accum = cfg.grad_accum_steps
         model.train()
-        for epoch in range(state["epoch"], cfg.epochs):
+        for epoch in range(state["epoch"], epochs):
             if state["step"] >= total:
                 break
-            batches = epoch_batches(n, cfg.batch_size, cfg.seed, epoch, acc.process_index, acc.num_processes)
+            batches = epoch_batches(n, cfg.batch_size, seed, epoch, acc.process_index, acc.num_processes)
             start = state["batch_in_epoch"] if epoch == state["epoch"] else 0
             # Stop exactly at the step budget (--max_steps) without breaking out of the loader.
             stop = min(len(batches), start + (total - state["step"]) * accum)
@@ -151,9 +185,10 @@ class Trainer:
             # shifting the dropout stream of a resumed run.
             loader = torch.utils.data.DataLoader(
                 batches[start:stop], batch_size=None, collate_fn=collate, num_workers=cfg.num_workers,
-                generator=torch.Generator().manual_seed(cfg.seed + epoch),
+                generator=torch.Generator().manual_seed(seed + epoch),
             )
-            bar = tqdm(loader, desc=f"Epoch {epoch + 1}/{cfg.epochs}", total=len(batches), initial=start,
+            label = f"{stage.name} epoch" if stage.name else "Epoch"
+            bar = tqdm(loader, desc=f"{label} {epoch + 1}/{epochs}", total=len(batches), initial=start,
                        disable=not acc.is_main_process, dynamic_ncols=True)
             sums: dict[str, float] = {}
             count = 0
@@ -179,9 +214,9 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
                 state.update(step=state["step"] + 1, epoch=epoch, batch_in_epoch=offset + 1)
                 if acc.is_main_process and (state["step"] % cfg.log_steps == 0 or state["step"] == total):
-                    record = {"step": state["step"], "epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
-                              **{k: float(v) for k, v in metrics.items()}, "avg_loss": sums["loss"] / count,
-                              "elapsed_s": round(time.perf_counter() - began, 2)}
+                    record = {**({"stage": stage.name} if stage.name else {}), "step": state["step"], "epoch": epoch + 1,
+                              "lr": scheduler.get_last_lr()[0], **{k: float(v) for k, v in metrics.items()},
+                              "avg_loss": sums["loss"] / count, "elapsed_s": round(time.perf_counter() - began, 2)}
                     with open(log_path, "a", encoding="utf-8") as handle:
                         handle.write(json.dumps(record) + "\n")
                 if cfg.save_steps and state["step"] % cfg.save_steps == 0:
@@ -201,7 +236,7 @@ class Trainer:
         from talas.export import export_student
 
         method = self.acc.unwrap_model(model)
-        result = evaluate(method.student.encode, self.eval_tasks, split="validation", progress=False)
+        result = evaluate(method.embed, self.eval_tasks, split="validation", progress=False)
         score = result["averages"]["overall"]
         scores = {name: round(r[r["main_score"]], 2) for name, r in result["tasks"].items()}
         self.log(f"Validation after epoch {epoch}: {scores} (mean {score:.2f})")
@@ -209,16 +244,17 @@ class Trainer:
             handle.write(json.dumps({"epoch": epoch, "step": step, "mean": score, "tasks": scores}) + "\n")
         if score > self.best_score:
             self.best_score = score
-            export_student(method, os.path.join(self.cfg.save_dir, "best_model"), self.cfg)
+            export_student(method, os.path.join(self.cfg.save_dir, "best_model"), self.cfg, method.export_modules())
             self.log(f"New best validation score; saved {os.path.join(self.cfg.save_dir, 'best_model')}")
 
     def save_checkpoint(self, model, optimizer, scheduler, state: dict) -> None:
-        """Everything needed to continue bit-for-bit: weights, optimiser, schedule, RNG, data position."""
+        """Everything needed to continue bit-for-bit: weights, optimiser, schedule, RNG, stage and data position."""
         acc, cfg = self.acc, self.cfg
         acc.wait_for_everyone()
         if not acc.is_main_process:
             return
-        folder = os.path.join(cfg.save_dir, "checkpoints", f"step-{state['step']}")
+        root = os.path.join(cfg.save_dir, "checkpoints", state["stage"])
+        folder = os.path.join(root, f"step-{state['step']}")
         tmp = folder + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
@@ -231,45 +267,41 @@ class Trainer:
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
         if cfg.save_total_limit:
-            root = os.path.dirname(folder)
-            steps = sorted(int(d.split("-")[1]) for d in os.listdir(root) if d.startswith("step-") and not d.endswith(".tmp"))
-            for old in steps[: -cfg.save_total_limit]:
+            for old in checkpoint_steps(root)[: -cfg.save_total_limit]:
                 shutil.rmtree(os.path.join(root, f"step-{old}"), ignore_errors=True)
 
-    def load_checkpoint(self, model, optimizer, scheduler) -> dict:
+    def read_checkpoint(self, stage_names: list[str]) -> dict:
         cfg = self.cfg
-        folder = latest_checkpoint(cfg.save_dir) if cfg.resume == "latest" else cfg.resume
+        folder = latest_checkpoint(cfg.save_dir, stage_names) if cfg.resume == "latest" else cfg.resume
         path = os.path.join(folder, "training_state.pt")
         if not os.path.isfile(path):
             raise ConfigError(f"--resume {cfg.resume!r}: {path} does not exist. Pass a checkpoint folder or 'latest'.")
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        self.acc.unwrap_model(model).load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        set_rng_state(saved["rng"])
-        self.log(f"Resumed from {folder} (optimiser step {saved['state']['step']}).")
-        return saved["state"]
+        stage = saved["state"].get("stage", "")
+        if stage not in stage_names:
+            raise ConfigError(f"--resume {folder}: it was saved in stage {stage!r}, which this run does not have ({', '.join(map(repr, stage_names))}).")
+        self.log(f"Resumed from {folder} ({f'stage {stage}, ' if stage else ''}optimiser step {saved['state']['step']}).")
+        return saved
 
-    def finish(self, model) -> str:
+    def finish(self, method) -> str:
         from talas.export import export_student
 
         acc, cfg = self.acc, self.cfg
         acc.wait_for_everyone()
         out = os.path.join(cfg.save_dir, "model")
         if acc.is_main_process:
-            export_student(acc.unwrap_model(model), out, cfg)
+            export_student(method, out, cfg, method.export_modules())
             self.log(f"Saved the student (sentence-transformers format) to {out}")
             if self.eval_tasks is not None:
-                self.final_evaluation(acc.unwrap_model(model))
+                self.final_evaluation(method)
         acc.wait_for_everyone()
         return out
-
 
     def final_evaluation(self, method) -> None:
         """The full suite (test splits) on the final student, written next to it."""
         from talas.evaluate import evaluate, load_tasks
 
-        result = evaluate(method.student.encode, load_tasks(self.cfg.eval_task_file or None), split="test")
+        result = evaluate(method.embed, load_tasks(self.cfg.eval_task_file or None), split="test")
         path = os.path.join(self.cfg.save_dir, "eval_final.json")
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=2)
