@@ -43,14 +43,17 @@ def resolve(argv: list[str], prog: str, extra: tuple = ()):
     from talas.methods import get_method
 
     method_cls = get_method(peek_method(argv))
+    extras = {}
     if extra:
         parser = build_parser(method_cls.config_class, prog)
+        only_extra = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
         for flags, kwargs in extra:
             parser.add_argument(*flags, **kwargs)
-        known, argv = parser.parse_known_args(argv)
-        extras = {k: getattr(known, k, None) for k in ("convert",)}
-    else:
-        extras = {}
+            only_extra.add_argument(*flags, **kwargs)
+        parser.parse_known_args(argv)  # so that --help lists the extra flags with the config's
+        # Only the extra flags are taken out; every config flag goes on to resolve_config.
+        known, argv = only_extra.parse_known_args(argv)
+        extras = vars(known)
     return resolve_config(method_cls.config_class, argv, prog), extras
 
 

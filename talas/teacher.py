@@ -115,7 +115,7 @@ def ensure_cache(cfg, texts: Sequence[str], anchors: Sequence[str], log: Callabl
             return cache, rows
         message = f"Teacher {label} at {cache.path} does not match this run: " + "; ".join(problems) + "."
         if cfg.strict_cache:
-            raise CacheError(message + " Remove --strict_cache to rebuild it, or point --cache_path elsewhere.")
+            raise CacheError(message + " Pass --strict_cache false to rebuild it, or point --cache_path elsewhere.")
         log(message + " Rebuilding.")
     if not candidates:
         log(f"Cache not found at {path}. Pre-computing teacher embeddings...")

@@ -177,7 +177,7 @@ class Trainer:
         for epoch in range(state["epoch"], epochs):
             if state["step"] >= total:
                 break
-            batches = epoch_batches(n, cfg.batch_size, seed, epoch, acc.process_index, acc.num_processes)
+            batches = epoch_batches(n, cfg.batch_size, seed, epoch, acc.process_index, acc.num_processes, self.lengths)
             start = state["batch_in_epoch"] if epoch == state["epoch"] else 0
             # Stop exactly at the step budget (--max_steps) without breaking out of the loader.
             stop = min(len(batches), start + (total - state["step"]) * accum)

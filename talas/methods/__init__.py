@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from talas.errors import ConfigError
 from talas.methods.base import Method
+from talas.methods.stella import StellaMethod
 from talas.methods.talas import TalasMethod
 
-METHODS: dict[str, type[Method]] = {"talas": TalasMethod}
+METHODS: dict[str, type[Method]] = {"talas": TalasMethod, "stella": StellaMethod}
 #: Published methods the CLI accepts by name but that are not implemented yet.
-PLANNED = ("stella", "dskd", "cdm", "emo")
+PLANNED = ("dskd", "cdm", "emo")
 
 
 def get_method(name: str) -> type[Method]:

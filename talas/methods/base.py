@@ -3,16 +3,43 @@
 A method is an ``nn.Module`` holding the student and its own trainable extras (projections,
 heads). ``forward(batch)`` returns ``(loss, metrics)`` (metrics: detached scalar tensors, one per loss
 term, so logging never forces a device sync inside the step); the loop knows nothing else.
+
+Optional hooks, with defaults that make a plain single-stage method:
+- ``validate(cfg)`` checks options against the models' configs before any data, cache or weights
+  are loaded, so a bad combination fails in seconds, not after the teacher cache is built;
+- ``stages()`` lists training phases (Stella trains its head alone first); the loop runs them in
+  order, each with a fresh optimiser and schedule, checkpoints under ``checkpoints/<stage>/``;
+- ``export_modules()`` adds sentence-transformers modules after pooling to the exported student,
+  and ``embed(texts)`` gives the same vectors in memory (for validation during training).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
 
 from talas.encoders import Encoder
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training phase: its own budget, peak lr, fresh optimiser/schedule and trainable set.
+
+    ``name`` is the checkpoint subfolder ("" = checkpoints directly under ``checkpoints/``, as for
+    every single-stage method). ``epochs`` passes over the data, capped by ``max_steps`` optimiser
+    steps when that is set (``epochs`` 0: as many passes as ``max_steps`` needs).
+    ``trainable``: parameter-name prefixes (as in ``named_parameters()``) trained in this stage,
+    every other parameter frozen; None leaves ``requires_grad`` as the method set it.
+    """
+
+    name: str
+    learning_rate: float
+    epochs: int
+    max_steps: int = 0
+    trainable: tuple[str, ...] | None = None
 
 
 class Method(nn.Module):
@@ -31,9 +58,31 @@ class Method(nn.Module):
         """Whether the loss compares two views of a text (False lets single-text data skip the second)."""
         return True
 
+    @classmethod
+    def validate(cls, cfg) -> None:
+        """Raise a ConfigError for options that cannot work; runs before anything heavy is loaded."""
+
+    def stages(self) -> list[Stage]:
+        cfg = self.cfg
+        return [Stage("", cfg.learning_rate, cfg.epochs, cfg.max_steps)]
+
+    def start_stage(self, stage: Stage) -> None:
+        """Called by the loop at the start of each stage it runs (a resumed one too), before its optimiser exists."""
+        if stage.trainable is not None:
+            for name, param in self.named_parameters():
+                param.requires_grad_(name.startswith(stage.trainable))
+
     def extra_modules(self) -> nn.ModuleDict:
-        """Trainable modules besides the student: checkpointed, never exported."""
+        """Trainable modules besides the student: checkpointed, exported only through export_modules()."""
         return nn.ModuleDict({name: m for name, m in self.named_children() if name != "student"})
+
+    def export_modules(self) -> list[nn.Module]:
+        """sentence-transformers modules placed after pooling in the exported student."""
+        return []
+
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        """[N, D] vectors of the model as exported (student + export_modules), for in-loop evaluation."""
+        return self.student.encode(texts)
 
     def param_groups(self) -> list[dict]:
         """AdamW groups: no weight decay on biases and norms; extras may override the lr."""

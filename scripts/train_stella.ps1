@@ -1,0 +1,29 @@
+# Stella (Jasper & Stella, arXiv 2412.19048) with the published settings (PowerShell): three stages
+# from the teacher cache (the same cache TALAS builds). Override with parameters or append flags:
+#   .\scripts\train_stella.ps1 -Teacher path\to\teacher -Dims 384,192,96 --stage1_steps 500
+# Dims (Matryoshka widths) must not exceed the teacher's width (1024 for Qwen3-Embedding-0.6B).
+param(
+    [string]$TrainData = "data/train/distill_texts_clean.csv",
+    [string]$Student = "bert-base-uncased",
+    [string]$Teacher = "Qwen/Qwen3-Embedding-0.6B",
+    [string]$SaveDir = "checkpoints/stella",
+    [string]$Dims = "1024,512,256,128"
+)
+$ErrorActionPreference = "Stop"
+Set-Location (Join-Path $PSScriptRoot "..")
+$Py = if (Test-Path ".venv\Scripts\python.exe") { ".venv\Scripts\python.exe" } else { "python" }
+& $Py main.py `
+    --method stella `
+    --train_data_path $TrainData `
+    --student_model_name $Student `
+    --teacher_model_name $Teacher `
+    --save_dir $SaveDir `
+    --matryoshka_dims $Dims `
+    --batch_size 128 `
+    --epochs 1 `
+    --stage1_lr 1e-4 `
+    --stage2_lr 8e-5 `
+    --stage3_lr 8e-5 `
+    --max_length 256 `
+    @args
+exit $LASTEXITCODE
