@@ -28,6 +28,15 @@ from talas.methods.base import Stage
 from talas.teacher import OnlineTeacher, ensure_cache, load_teacher, pick_device
 
 
+def keep_old_logs(save_dir: str) -> None:
+    """A fresh run starts fresh logs; an earlier run's logs are kept under a timestamped name."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for name in ("train_log.jsonl", "eval_log.jsonl"):
+        path = os.path.join(save_dir, name)
+        if os.path.exists(path):
+            os.replace(path, os.path.join(save_dir, f"{name[:-6]}.{stamp}.jsonl"))
+
+
 def lr_lambda(kind: str, warmup: int, total: int):
     """Multiplier of the peak lr at optimiser step ``step`` (0-based)."""
 
@@ -93,6 +102,8 @@ class Trainer:
         if acc.is_main_process:
             self.log("Resolved configuration:\n" + format_config(cfg))
             save_config(cfg, cfg.save_dir)
+            if not cfg.resume:
+                keep_old_logs(cfg.save_dir)
 
         self.eval_tasks = None
         if cfg.eval_tasks:  # load now so a wrong task name fails before hours of training
@@ -110,8 +121,10 @@ class Trainer:
         if data.skipped:
             self.log(f"Warning: skipped {data.skipped} bad row(s) of {cfg.train_data_path} (--skip_bad_rows).")
 
-        cache = rows = online = None
-        if method_cls.teacher == "cached" and cfg.cache_teacher:
+        cache = rows = online = teacher_dim = None
+        if not method_cls.uses_teacher(cfg):
+            self.log("No distillation term (student-only training): the teacher and its cache are not used.")
+        elif method_cls.teacher == "cached" and cfg.cache_teacher:
             cache, rows = ensure_cache(cfg, data.unique_texts(), data.anchors, log=self.log)
             teacher_dim = cache.dim
         else:

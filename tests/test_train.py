@@ -195,3 +195,23 @@ def test_seed_config_module_exposes_the_seed_keys():
     assert talas_config.pooling_method == "last_token"
     assert talas_config.normalize_cache is False and talas_config.cache_dtype == "float32"
     assert talas_config.w_task == 0.5 and talas_config.w_kd == 0.5
+
+
+def test_student_only_baseline_needs_no_teacher(workdir, tiny_bert, capsys):
+    data = write_nli(workdir / "nli.csv")
+    # a teacher path that does not load as a model: it must never be touched
+    (workdir / "not_a_model").mkdir()
+    argv = seed_command(data, tiny_bert, workdir / "not_a_model", "baseline", "--w_kd", "0", "--max_steps", "2")
+    assert cli.main(argv) == 0
+    assert "student-only" in capsys.readouterr().out and not os.path.exists("cache")
+    log = [json.loads(line) for line in open("baseline/train_log.jsonl")]
+    assert log[-1]["step"] == 2 and "kd" not in log[-1]
+    assert cli.main([*argv[:-4], "--w_kd", "0", "--w_task", "0"]) == 2
+
+
+def test_fresh_run_keeps_the_previous_log(workdir, tiny_bert, tiny_qwen3):
+    data = write_nli(workdir / "nli.csv")
+    argv = seed_command(data, tiny_bert, tiny_qwen3, "run", "--max_steps", "1", "--log_steps", "1")
+    assert cli.main(argv) == 0 and cli.main(argv) == 0
+    assert len(open("run/train_log.jsonl").readlines()) == 1
+    assert len([f for f in os.listdir("run") if f.startswith("train_log.")]) == 2

@@ -54,6 +54,11 @@ class Method(nn.Module):
         self.student = student
 
     @classmethod
+    def uses_teacher(cls, cfg) -> bool:
+        """False when the configured loss has no distillation term (no cache, no teacher: a baseline)."""
+        return True
+
+    @classmethod
     def needs_pairs(cls, cfg) -> bool:
         """Whether the loss compares two views of a text (False lets single-text data skip the second)."""
         return True

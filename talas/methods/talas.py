@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from talas.config import CacheConfig, option
+from talas.errors import ConfigError
 from talas.losses import cosine_distance, info_nce, normalized_mse
 from talas.methods.base import Method
 
@@ -36,7 +37,16 @@ class TalasMethod(Method):
 
     def __init__(self, cfg: TalasConfig, student, teacher_dim: int):
         super().__init__(cfg, student, teacher_dim)
-        self.projection = nn.Linear(student.dim, teacher_dim) if student.dim != teacher_dim else None
+        self.projection = nn.Linear(student.dim, teacher_dim) if teacher_dim and student.dim != teacher_dim else None
+
+    @classmethod
+    def validate(cls, cfg: TalasConfig) -> None:
+        if cfg.w_task < 0 or cfg.w_kd < 0 or cfg.w_task + cfg.w_kd == 0:
+            raise ConfigError(f"--w_task ({cfg.w_task}) and --w_kd ({cfg.w_kd}) must be ≥ 0 and not both 0.")
+
+    @classmethod
+    def uses_teacher(cls, cfg: TalasConfig) -> bool:
+        return cfg.w_kd > 0
 
     @classmethod
     def needs_pairs(cls, cfg: TalasConfig) -> bool:
@@ -53,6 +63,9 @@ class TalasMethod(Method):
                 z[:size], z[size : 2 * size], cfg.temperature, negatives=z[2 * size :],
                 anchor_ids=ids[:size], positive_ids=ids[size : 2 * size], negative_ids=ids[2 * size :],
             )
+        if "teacher" not in batch:  # student-only baseline (w_kd = 0)
+            loss = cfg.w_task * task
+            return loss, {"loss": loss.detach(), "task": task.detach()}
         mask = batch["teacher_mask"].clone()
         if not cfg.kd_both_sides:
             mask[size:] = False

@@ -1,0 +1,359 @@
+"""Score a sentence encoder on tasks declared in a YAML file: STS, pair classification, classification.
+
+    talas eval --model path/to/student --pooling mean --output_dir results/eval
+
+    from talas.evaluate import evaluate, load_tasks
+    tasks = load_tasks(None)                                  # the bundled suite (talas/tasks/bundled.yaml)
+    report = evaluate(lambda texts: model.encode(texts), tasks, split="validation")
+    report["averages"]["overall"]
+
+The core takes an ``encode(texts) -> [N, D]`` callable, so the training loop scores its in-memory
+model with the same code as the CLI. Every unique text of a run is encoded once. Nothing is
+tuned on a test split: thresholds come from validation, classifiers are fit on train.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from talas import metrics
+from talas.errors import ConfigError, DataError, ModelError
+from talas.tables import read_table
+
+BUNDLED_TASKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks", "bundled.yaml")
+TASK_TYPES = ("sts", "pair_classification", "classification")
+SPLITS = ("train", "validation", "test")
+# The score each task type is averaged on (as MTEB: Spearman, average precision, accuracy).
+MAIN_SCORE = {"sts": "spearman", "pair_classification": "ap", "classification": "accuracy"}
+# Keys a task may declare: those every type needs, and those of each type (required, optional).
+COMMON_KEYS = {"name", "type", "files", "text_columns", "description"}
+TYPE_KEYS = {
+    "sts": ({"score_column"}, {"score_range"}),
+    "pair_classification": ({"label_column", "positive_label"}, set()),
+    "classification": ({"label_column"}, set()),
+}
+TEXT_COLUMN_COUNT = {"sts": 2, "pair_classification": 2, "classification": 1}
+# The split a type cannot do without: thresholds are tuned on validation, classifiers fit on train.
+REQUIRED_SPLIT = {"sts": None, "pair_classification": "validation", "classification": "train"}
+
+Encode = Callable[[list[str]], Any]  # texts -> np.ndarray or torch.Tensor of shape [N, D]
+
+
+@dataclass
+class SplitData:
+    """One split of a task: one list of texts per text column, and one target per row."""
+
+    texts: list[list[str]]
+    targets: np.ndarray  # float scores (sts), bool positive (pair_classification), label strings (classification)
+
+    def take(self, rows: np.ndarray) -> SplitData:
+        return SplitData([[column[i] for i in rows] for column in self.texts], self.targets[rows])
+
+
+@dataclass
+class Task:
+    name: str
+    type: str
+    files: dict[str, str]  # split name -> resolved path
+    text_columns: list[str]
+    score_column: str | None = None
+    score_range: tuple[float, float] | None = None
+    label_column: str | None = None
+    positive_label: str | None = None
+    description: str = ""
+    source: str = ""  # the YAML file that declared it, for error messages
+    loaded: dict[str, SplitData] = field(default_factory=dict, repr=False, compare=False)
+
+    def metadata(self) -> dict[str, Any]:
+        keys = ("name", "type", "files", "text_columns", "score_column", "score_range", "label_column", "positive_label", "description")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) not in (None, "")}
+
+    def read(self, split: str) -> SplitData:
+        """Read and check one split (memoised: the training loop evaluates many times)."""
+        if split not in self.loaded:
+            self.loaded[split] = self.parse(split)
+        return self.loaded[split]
+
+    def parse(self, split: str) -> SplitData:
+        table = read_table(self.files[split])
+        target_column = self.score_column if self.type == "sts" else self.label_column
+        table.require(*self.text_columns, target_column)
+        texts = [[row[c] for row in table.rows] for c in self.text_columns]
+        raw = [row[target_column] for row in table.rows]
+        where = f"task {self.name!r}, {table.path}"
+        for value, line in zip(raw, table.line_numbers, strict=True):
+            if not value.strip():
+                raise DataError(f"{where}: line {line} has an empty {target_column!r} value; every row needs one.")
+        if self.type == "sts":
+            return SplitData(texts, self.parse_scores(raw, table.line_numbers, where))
+        if self.type == "classification":
+            if split == "train" and len(set(raw)) < 2:
+                raise DataError(f"{where}: column {self.label_column!r} has a single label; a classifier needs two or more.")
+            return SplitData(texts, np.array(raw, dtype=object))
+        found = sorted(set(raw))
+        if self.positive_label not in found or len(found) > 2:
+            raise DataError(
+                f"{where}: pair classification needs two labels including positive_label {self.positive_label!r}; "
+                f"column {self.label_column!r} holds {', '.join(map(repr, found[:10]))}. Fix positive_label or label_column in {self.source}."
+            )
+        return SplitData(texts, np.array([v == self.positive_label for v in raw]))
+
+    def parse_scores(self, raw: list[str], lines: list[int], where: str) -> np.ndarray:
+        scores = np.empty(len(raw))
+        for i, (value, line) in enumerate(zip(raw, lines, strict=True)):
+            try:
+                scores[i] = float(value)
+            except ValueError:
+                raise DataError(f"{where}: line {line}: score {value!r} in column {self.score_column!r} is not a number.") from None
+            if self.score_range and not self.score_range[0] <= scores[i] <= self.score_range[1]:
+                raise DataError(
+                    f"{where}: line {line}: score {value} is outside the declared score_range {list(self.score_range)}; "
+                    f"check score_column / score_range in {self.source}."
+                )
+        return scores
+
+
+def load_tasks(path: str | None = None, names: Sequence[str] | None = None, data_dir: str | None = None) -> list[Task]:
+    """Read task declarations (``None``: the bundled suite), optionally only the tasks named.
+
+    Relative file paths resolve against ``data_dir`` when given, else against the file's own
+    ``data_dir`` key (itself relative to the YAML file's folder), else the YAML file's folder.
+    """
+    import yaml
+
+    path = path or BUNDLED_TASKS
+    if not os.path.isfile(path):
+        raise ConfigError(f"Task file {path!r} does not exist. Pass --tasks with a YAML file of task declarations.")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            doc = yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc}).") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("tasks"), list) or not doc["tasks"]:
+        raise ConfigError(f"{path}: expected a mapping with a non-empty 'tasks' list (see docs/evaluation.md).")
+    folder = os.path.dirname(os.path.abspath(path))
+    base = data_dir or os.path.join(folder, str(doc.get("data_dir", ".")))
+    tasks = [parse_task(entry, path, base) for entry in doc["tasks"]]
+    by_name = {t.name: t for t in tasks}
+    if len(by_name) != len(tasks):
+        raise ConfigError(f"{path}: task names must be unique.")
+    unknown = [n for n in names or () if n not in by_name]
+    if unknown:
+        raise ConfigError(f"Unknown task(s) {', '.join(map(repr, unknown))} in {path}; tasks declared: {', '.join(by_name)}.")
+    chosen = [by_name[n] for n in names] if names else tasks
+    for task in chosen:
+        for split, file in task.files.items():
+            if not os.path.isfile(file):
+                raise DataError(
+                    f"Task {task.name!r} ({split}): file {file!r} does not exist. Pass --data_dir with the folder holding "
+                    f"the evaluation files (data/eval in a TALAS checkout), or fix 'files' in {path}."
+                )
+    return chosen
+
+
+def parse_task(entry: Any, source: str, base: str) -> Task:
+    if not isinstance(entry, dict) or "name" not in entry:
+        raise ConfigError(f"{source}: every entry of 'tasks' must be a mapping with a 'name'; got {entry!r}.")
+    where = f"{source}: task {entry['name']!r}"
+    kind = entry.get("type")
+    if kind not in TASK_TYPES:
+        raise ConfigError(f"{where}: type {kind!r} is not one of {', '.join(TASK_TYPES)}.")
+    required, optional = TYPE_KEYS[kind]
+    missing = sorted((required | {"files", "text_columns"}) - entry.keys())
+    unknown = sorted(entry.keys() - required - optional - COMMON_KEYS)
+    if missing or unknown:
+        problem = f"missing {', '.join(missing)}" if missing else f"unknown key(s) {', '.join(unknown)}"
+        raise ConfigError(f"{where}: {problem}; a {kind} task takes {', '.join(sorted(required | optional | COMMON_KEYS))}.")
+    files = entry["files"]
+    if not isinstance(files, dict) or not files or not set(files) <= set(SPLITS):
+        raise ConfigError(f"{where}: 'files' must map split names ({', '.join(SPLITS)}) to paths; got {files!r}.")
+    if REQUIRED_SPLIT[kind] and REQUIRED_SPLIT[kind] not in files:
+        raise ConfigError(f"{where}: a {kind} task needs a {REQUIRED_SPLIT[kind]} file (nothing is tuned on test).")
+    columns = entry["text_columns"]
+    if not isinstance(columns, list) or len(columns) != TEXT_COLUMN_COUNT[kind]:
+        raise ConfigError(f"{where}: text_columns must list {TEXT_COLUMN_COUNT[kind]} column name(s) for a {kind} task; got {columns!r}.")
+    if isinstance(entry.get("positive_label"), bool):
+        raise ConfigError(f"{where}: YAML reads positive_label {entry['positive_label']} as a boolean; quote the value as written in the file.")
+    score_range = entry.get("score_range")
+    if score_range is not None and not (isinstance(score_range, list) and len(score_range) == 2):
+        raise ConfigError(f"{where}: score_range must be [low, high]; got {score_range!r}.")
+    return Task(
+        name=str(entry["name"]),
+        type=kind,
+        files={split: os.path.normpath(os.path.join(base, os.path.expanduser(str(p)))) for split, p in files.items()},
+        text_columns=[str(c) for c in columns],
+        score_column=entry.get("score_column"),
+        score_range=(float(score_range[0]), float(score_range[1])) if score_range else None,
+        label_column=entry.get("label_column"),
+        # YAML reads `positive_label: 0` as an int; file values are strings.
+        positive_label=None if entry.get("positive_label") is None else str(entry["positive_label"]),
+        description=str(entry.get("description", "")),
+        source=source,
+    )
+
+
+def plan_splits(task: Task, split: str) -> dict[str, str]:
+    """Which split plays which role: 'report' is scored, 'tune' picks a threshold, 'train' fits a classifier."""
+    if task.type == "sts":
+        return {"report": split}
+    if task.type == "pair_classification":
+        return {"tune": "validation", "report": split}
+    return {"train": "train", "report": split}
+
+
+def subsample(data: SplitData, limit: int | None, seed: int) -> SplitData:
+    """At most ``limit`` rows, chosen at random but reproducibly (the same rows for every model)."""
+    count = len(data.targets)
+    if not limit or count <= limit:
+        return data
+    return data.take(np.sort(np.random.default_rng(seed).choice(count, size=limit, replace=False)))
+
+
+def encode_unique(encode: Encode, texts: list[str], chunk_size: int = 2048, progress: bool = True) -> np.ndarray:
+    """Encode texts (already unique) longest first, in chunks, into one float32 matrix in input order."""
+    from tqdm.auto import tqdm
+
+    # Longest first: chunks hold texts of similar length (little padding) and the ETA starts pessimistic.
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    out: np.ndarray | None = None
+    with tqdm(total=len(texts), desc="encoding", unit="text", disable=not progress) as bar:
+        for start in range(0, len(order), chunk_size):
+            rows = order[start : start + chunk_size]
+            vectors = to_numpy(encode([texts[i] for i in rows]))
+            if vectors.ndim != 2 or vectors.shape[0] != len(rows):
+                raise ModelError(f"encode returned shape {tuple(vectors.shape)} for {len(rows)} texts; expected [{len(rows)}, dim].")
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[rows] = vectors
+            bar.update(len(rows))
+    if out is None:
+        raise ConfigError("No texts to encode: the chosen tasks are empty.")
+    if not np.isfinite(out).all():
+        raise ModelError("The model produced NaN or infinite embeddings (float16 overflow?); try --dtype float32.")
+    return out
+
+
+def to_numpy(vectors: Any) -> np.ndarray:
+    if hasattr(vectors, "detach"):  # a torch tensor, possibly bfloat16 on a GPU
+        vectors = vectors.detach().float().cpu().numpy()
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def evaluate(
+    encode: Encode,
+    tasks: Sequence[Task],
+    split: str = "test",
+    *,
+    max_train_samples: int | None = None,
+    seed: int = 0,
+    logreg_solver: str = "lbfgs",
+    logreg_C: float = 1.0,
+    logreg_max_iter: int = 1000,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score ``encode`` on ``tasks``, reporting on ``split`` ("test" or "validation").
+
+    With split="validation" STS scores validation, pair classification picks and reports its
+    threshold on validation, classification fits on train and reports on validation; tasks
+    without that split are listed under "skipped". Returns {"split", "tasks": {name: scores},
+    "averages": {type: mean main score, "overall": mean over tasks}, "skipped", "n_texts", "encode_seconds"}.
+    """
+    if split not in ("validation", "test"):
+        raise ConfigError(f"split must be 'validation' or 'test', got {split!r}.")
+    plans, skipped = [], {}
+    for task in tasks:
+        roles = plan_splits(task, split)
+        if split not in task.files:
+            skipped[task.name] = f"no {split} file declared"
+            continue
+        data = {role: task.read(s) for role, s in roles.items()}
+        if "train" in data:
+            data["train"] = subsample(data["train"], max_train_samples, seed)
+        plans.append((task, roles, data))
+    if not plans:
+        raise ConfigError(f"None of the tasks ({', '.join(t.name for t in tasks)}) declares a {split} file.")
+
+    index: dict[str, int] = {}
+    for _, _, data in plans:
+        for part in data.values():
+            for column in part.texts:
+                for text in column:
+                    index.setdefault(text, len(index))
+    start = time.perf_counter()
+    vectors = encode_unique(encode, list(index), progress=progress)
+    encode_seconds = time.perf_counter() - start
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return vectors[[index[t] for t in texts]]
+
+    results = {}
+    for task, roles, data in plans:
+        report = data["report"]
+        if task.type == "sts":
+            scores = metrics.sts_scores(metrics.cosine_rows(*map(embed, report.texts)), report.targets)
+        elif task.type == "pair_classification":
+            tune = data["tune"]
+            scores = metrics.pair_classification_scores(
+                metrics.cosine_rows(*map(embed, tune.texts)), tune.targets,
+                metrics.cosine_rows(*map(embed, report.texts)), report.targets,
+            )
+        else:
+            train = data["train"]
+            scores = metrics.classification_scores(
+                embed(train.texts[0]), train.targets, embed(report.texts[0]), report.targets,
+                solver=logreg_solver, C=logreg_C, max_iter=logreg_max_iter, seed=seed,
+            )
+            scores["train_rows"] = len(train.targets)
+        results[task.name] = {
+            "type": task.type,
+            "main_score": MAIN_SCORE[task.type],
+            **{f"{role}_split": name for role, name in roles.items()},
+            "rows": len(report.targets),
+            **scores,
+        }
+    return {
+        "split": split,
+        "tasks": results,
+        "averages": averages(results),
+        "skipped": skipped,
+        "n_texts": len(index),
+        "encode_seconds": encode_seconds,
+    }
+
+
+def averages(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Mean main score per task type present, and "overall": the mean over all tasks."""
+    by_type: dict[str, list[float]] = {}
+    for scores in results.values():
+        by_type.setdefault(scores["type"], []).append(scores[scores["main_score"]])
+    out = {kind: float(np.mean(values)) for kind, values in by_type.items()}
+    out["overall"] = float(np.mean([v for values in by_type.values() for v in values]))
+    return out
+
+
+class MTEBModel:
+    """Run MTEB tasks on a TALAS encode callable (``pip install mteb``; MTEB downloads its data from the hub).
+
+        model = MTEBModel(lambda texts: encoder.encode(texts), name="my-student")
+        mteb.evaluate(model, mteb.get_tasks(tasks=["STSBenchmark"]))
+
+    ``encode`` accepts MTEB 1.x lists of sentences and MTEB 2.x DataLoaders of {"text": [...]} batches.
+    """
+
+    def __init__(self, encode: Encode, name: str = "talas-model"):
+        try:
+            import mteb  # noqa: F401  (fail here, not deep inside an MTEB run)
+        except ImportError:
+            raise ConfigError("MTEBModel needs the mteb package: pip install mteb.") from None
+        self.encode_fn = encode
+        self.name = name
+
+    def encode(self, inputs: Any, **kwargs: Any) -> np.ndarray:
+        texts = list(inputs) if isinstance(inputs, (list, tuple)) else [t for batch in inputs for t in batch["text"]]
+        return to_numpy(self.encode_fn(texts))
