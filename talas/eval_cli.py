@@ -24,7 +24,15 @@ import numpy as np
 
 from talas.encoders import POOLING_METHODS, Encoder
 from talas.errors import ConfigError, ModelError, TalasError
-from talas.evaluate import BUNDLED_TASKS, MAIN_SCORE, TASK_TYPES, evaluate, load_tasks, plan_splits
+from talas.evaluate import (
+    BUNDLED_TASKS,
+    DEFAULT_MAX_TRAIN_SAMPLES,
+    MAIN_SCORE,
+    TASK_TYPES,
+    evaluate,
+    load_tasks,
+    plan_splits,
+)
 
 DTYPES = ("float32", "bfloat16", "float16")
 # The metric columns of the per-model detail table, in this order.
@@ -46,10 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("test", "validation"), help="the split scores are reported on")
     p.add_argument("--output_dir", default="eval_results", help="where eval_results.json/.md (and comparison.png) go")
     p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--max_train_samples", type=int, default=10000,
-                   help="cap on classifier training rows (seeded random subset; 0 = all)")
+    p.add_argument("--max_train_samples", type=int, default=DEFAULT_MAX_TRAIN_SAMPLES,
+                   help="cap on classifier training rows per task (seeded random subset; 0 = all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the training subset and the classifier")
-    p.add_argument("--logreg_solver", default="lbfgs", help="scikit-learn LogisticRegression solver")
+    p.add_argument("--logreg_solver", default="lbfgs", choices=("lbfgs", "newton-cg", "newton-cholesky", "sag", "saga"),
+                   help="scikit-learn LogisticRegression solver (multinomial ones)")
     p.add_argument("--logreg_C", type=float, default=1.0, help="inverse L2 strength of the classifier")
     p.add_argument("--logreg_max_iter", type=int, default=1000, help="classifier iterations (lbfgs)")
     p.add_argument("--device", help="cuda / cpu / mps (default: cuda when available)")
@@ -102,11 +111,22 @@ def load_encode(
                 f"({', '.join(POOLING_METHODS)}) to say how token states become a sentence vector."
             )
         encoder = Encoder.load(path, pooling, max_length or 256, prompt or "", dtype=torch_dtype).to(device)
+        limit = position_limit(encoder)
+        if max_length and max_length > limit:
+            raise ConfigError(f"--max_length {max_length} exceeds what {path} can embed ({limit} tokens); pass at most {limit}.")
+        encoder.max_length = min(encoder.max_length, limit)
         info = {"kind": "transformers", "pooling": pooling, "max_length": encoder.max_length, "dim": encoder.dim}
 
         def encode(texts: list[str]) -> np.ndarray:
             return encoder.encode(texts, batch_size=batch_size).numpy()
     return encode, {**info, "prompt": prompt or ""}
+
+
+def position_limit(encoder: Encoder) -> int:
+    """Longest input the model has position embeddings for (a longer batch crashes deep inside it)."""
+    limits = [getattr(encoder.model.config, "max_position_embeddings", None), encoder.tokenizer.model_max_length]
+    # Tokenizers without a limit report a huge sentinel (int(1e30)); rotary models have no table to overrun.
+    return min((int(x) for x in limits if x and x < 1_000_000), default=1_000_000)
 
 
 def package_versions() -> dict[str, str]:
@@ -151,7 +171,7 @@ def markdown_report(runs: list[dict[str, Any]], split: str) -> str:
                   f"`{run['model']}` ({run['kind']}, pooling {run['pooling']}, dim {run['dim']}); "
                   f"{run['results']['n_texts']} unique texts encoded in {run['results']['encode_seconds']:.1f} s.", "",
                   *detail_table(run), ""]
-        lines += [f"Skipped {task}: {why}." for task, why in skipped.items()] + ([""] if skipped else [])
+        lines += [f"- skipped {task}: {why}" for task, why in skipped.items()] + ([""] if skipped else [])
     return "\n".join(lines)
 
 
@@ -186,9 +206,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         raise ConfigError(f"Model names must differ to compare models ({', '.join(names)}); pass --name once per --model.")
     poolings = per_model(args.pooling, count, "--pooling")
     prompts = per_model(args.prompt, count, "--prompt")
-    for option in ("batch_size", "logreg_max_iter"):
-        if getattr(args, option) < 1:
-            raise ConfigError(f"--{option} must be at least 1.")
+    for option, least in (("batch_size", 1), ("logreg_max_iter", 1), ("max_train_samples", 0)):
+        if getattr(args, option) < least:
+            raise ConfigError(f"--{option} must be at least {least}.")
     # Read and check every task file before loading any model: a typo fails in a second, not after encoding.
     tasks = load_tasks(args.tasks, args.task, args.data_dir)
     for task in tasks:
