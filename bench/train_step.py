@@ -51,7 +51,7 @@ def run(variant: str, args, workdir: str, cache: str, repeat: int = 0) -> dict:
     if out.returncode or not line:
         raise SystemExit(f"{variant} failed:\n{out.stderr[-3000:]}")
     log = [json.loads(x) for x in open(os.path.join(save, "train_log.jsonl"))]
-    elapsed = [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(log, log[1:])][5:]
+    elapsed = [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(log, log[1:], strict=False)][5:]
     return {"step_s": statistics.median(elapsed), **json.loads(line[0][6:])}
 
 

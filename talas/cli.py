@@ -66,17 +66,13 @@ def cmd_train(argv: list[str]) -> int:
 
 
 def cmd_cache(argv: list[str]) -> int:
-    from talas.data import load_training_data
+    from talas.data import load_from_config
     from talas.legacy import convert_legacy
     from talas.teacher import cache_file, ensure_cache
 
     convert = (("--convert",), {"metavar": "PT_FILE", "help": "Convert this seed-format .pt cache (rows = the data's examples) and exit."})
     cfg, extras = resolve(argv, "talas cache", (convert,))
-    data = load_training_data(
-        cfg.train_data_path, text_column=cfg.text_column or None, anchor_column=cfg.anchor_column or None,
-        positive_column=cfg.positive_column or None, negative_column=cfg.negative_column or None,
-        label_column=cfg.label_column or None, skip_bad_rows=cfg.skip_bad_rows, max_samples=cfg.max_train_samples or None,
-    )
+    data = load_from_config(cfg)
     if extras.get("convert"):
         out = cache_file(cfg) if os.path.abspath(cache_file(cfg)) != os.path.abspath(extras["convert"]) else extras["convert"] + ".safetensors"
         cache = convert_legacy(extras["convert"], out, data.anchors)

@@ -313,3 +313,12 @@ def nli_triplets(
         turns[premise] = turn + 1
         negatives.append(options[turn % len(options)])
     return anchors, [hypotheses[i] for i in entailed], negatives
+
+
+def load_from_config(cfg) -> TrainingData:
+    """The training data a run's config names, with its column options (empty string = detect)."""
+    return load_training_data(
+        cfg.train_data_path, text_column=cfg.text_column or None, anchor_column=cfg.anchor_column or None,
+        positive_column=cfg.positive_column or None, negative_column=cfg.negative_column or None,
+        label_column=cfg.label_column or None, skip_bad_rows=cfg.skip_bad_rows, max_samples=cfg.max_train_samples or None,
+    )

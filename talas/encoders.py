@@ -158,7 +158,7 @@ class Encoder(nn.Module):
         dtype: torch.dtype | None = None,
         num_layers: int | None = None,
         **model_kwargs: Any,
-    ) -> "Encoder":
+    ) -> Encoder:
         tokenizer = load_tokenizer(name_or_path)
         model = load_model(name_or_path, dtype=dtype, **model_kwargs)
         if num_layers:

@@ -20,7 +20,7 @@ import torch
 
 from talas.batching import PairCollator, epoch_batches, example_lengths, to_device
 from talas.config import format_config, save_config
-from talas.data import load_training_data
+from talas.data import load_from_config
 from talas.encoders import Encoder, resolve_model_path
 from talas.errors import ConfigError
 from talas.methods import get_method
@@ -113,11 +113,7 @@ class Trainer:
         self.best_score = float("-inf")
 
         self.log(f"Loading training data from: {cfg.train_data_path}")
-        data = load_training_data(
-            cfg.train_data_path, text_column=cfg.text_column or None, anchor_column=cfg.anchor_column or None,
-            positive_column=cfg.positive_column or None, negative_column=cfg.negative_column or None,
-            label_column=cfg.label_column or None, skip_bad_rows=cfg.skip_bad_rows, max_samples=cfg.max_train_samples or None,
-        )
+        data = load_from_config(cfg)
         if data.skipped:
             self.log(f"Warning: skipped {data.skipped} bad row(s) of {cfg.train_data_path} (--skip_bad_rows).")
 
