@@ -124,7 +124,8 @@ def test_resumed_run_matches_uninterrupted_run(workdir, tiny_bert, tiny_qwen3):
 def test_online_teacher_mode_and_single_text_data(workdir, tiny_bert, tiny_qwen3, capsys):
     (workdir / "texts.csv").write_text("text\n" + "\n".join(SENTENCES) + "\n")
     argv = seed_command(workdir / "texts.csv", tiny_bert, tiny_qwen3, "online", "--cache_teacher", "false",
-                        "--student_pooling", "mean", "--max_steps", "2", "--gradient_checkpointing", "true")
+                        "--student_pooling", "mean", "--max_steps", "2", "--gradient_checkpointing", "true",
+                        "--grad_accum_steps", "2", "--lr_scheduler", "linear")
     assert cli.main(argv) == 0
     assert not os.path.exists("cache")
     log = [json.loads(line) for line in open("online/train_log.jsonl")]
