@@ -216,3 +216,14 @@ def test_fresh_run_keeps_the_previous_log(workdir, tiny_bert, tiny_qwen3):
     assert cli.main(argv) == 0 and cli.main(argv) == 0
     assert len(open("run/train_log.jsonl").readlines()) == 1
     assert len([f for f in os.listdir("run") if f.startswith("train_log.")]) == 2
+
+
+def test_cache_command_builds_and_converts(workdir, tiny_qwen3, capsys):
+    data = write_nli(workdir / "nli.csv")
+    base = ["cache", "--train_data_path", str(data), "--teacher_model_name", str(tiny_qwen3), "--max_length", "32",
+            "--device", "cpu"]
+    assert cli.main(base) == 0
+    assert "Teacher cache ready: cache/teacher_train.safetensors (36 x 48, float32)" in capsys.readouterr().out
+    torch.save({"teacher_cls": list(torch.randn(12, 48)), "metadata": {"teacher_model": str(tiny_qwen3)}}, "old.pt")
+    assert cli.main([*base, "--convert", "old.pt", "--cache_path", "converted.safetensors"]) == 0
+    assert "Converted 12 seed-format embeddings (dim 48) to converted.safetensors" in capsys.readouterr().out
