@@ -67,8 +67,13 @@ def write_files(rows: int, dim: int) -> tuple[str, str]:
     return ours, seed
 
 
-def probe(kind: str, path: str, batches: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", PROBE, kind, path, str(batches)], capture_output=True, text=True, check=True)
+def probe(kind: str, path: str, batches: int, timeout: float) -> dict | None:
+    """One fresh-process measurement, or None when opening did not finish within ``timeout`` seconds."""
+    try:
+        out = subprocess.run([sys.executable, "-c", PROBE, kind, path, str(batches)], capture_output=True, text=True,
+                             check=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -78,10 +83,15 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--timeout", type=float, default=150, help="Give up on a format whose open takes longer (seconds).")
     args = parser.parse_args()
     ours, seed = write_files(args.rows, args.dim)
     for kind, path in (("talas", ours), ("seed .pt", seed)):
-        runs = [probe("talas" if kind == "talas" else "seed", path, args.batches) for _ in range(args.repeats)]
+        runs = [probe("talas" if kind == "talas" else "seed", path, args.batches, args.timeout) for _ in range(args.repeats)]
+        if None in runs:
+            print(json.dumps({"format": kind, "rows": args.rows, "dim": args.dim, "file_mb": round(os.path.getsize(path) / 2**20),
+                              "open": f"did not finish within {args.timeout:.0f} s"}))
+            continue
         summary = {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
         print(json.dumps({"format": kind, "rows": args.rows, "dim": args.dim, "file_mb": round(os.path.getsize(path) / 2**20), **summary}))
 
