@@ -171,13 +171,8 @@ def read_header(path: str) -> tuple[dict, dict, int]:
     fix = "Delete it and rerun to rebuild it."
     try:
         size = os.path.getsize(path)
-        with open(path, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            if length > min(size - 8, 100 << 20):
-                raise ValueError("header length out of range")
-            header = json.loads(handle.read(length))
-        manifest = json.loads(header["__metadata__"]["talas"])
-        tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+        tensors, manifest, start = read_header_unchecked(path)
+        length = start - 8
         end = max(t["data_offsets"][1] for t in tensors.values())
     except (OSError, ValueError, KeyError, TypeError, struct.error) as exc:
         raise CacheError(f"Teacher cache {path} is not a readable TALAS cache ({exc}). {fix}") from None
@@ -335,10 +330,14 @@ def build_cache(
 
 
 def read_header_unchecked(path: str) -> tuple[dict, dict, int]:
+    """(tensors, manifest, data_start) as the header states them; read_header also checks them."""
     with open(path, "rb") as handle:
         (length,) = struct.unpack("<Q", handle.read(8))
+        if length > min(os.path.getsize(path) - 8, 100 << 20):
+            raise ValueError("header length out of range")
         header = json.loads(handle.read(length))
-    return header, json.loads(header["__metadata__"]["talas"]), 8 + length
+    manifest = json.loads(header.pop("__metadata__")["talas"])
+    return header, manifest, 8 + length
 
 
 def completed_chunks(path: str, manifest: dict) -> set[int]:
