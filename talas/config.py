@@ -45,6 +45,7 @@ class TrainConfig:
     student_model_name: str = option("bert-base-uncased", "Student model: local folder or hub id.")
     student_num_layers: int = option(0, "Keep only the student's first N transformer layers (0 = all).")
     freeze_embeddings: bool = option(False, "Keep the student's word embeddings fixed (fewer parameters to update).")
+    student_dropout: float = option(-1.0, "Dropout probability in the student while training (-1 = the model's own; 0 = off).")
     student_pooling: str = option("last_token", "Student pooling.", ("cls", "mean", "last_token"))
     teacher_model_name: str = option("Qwen/Qwen3-Embedding-0.6B", "Teacher model: local folder or hub id.")
     pooling_method: str = option("last_token", "Teacher pooling.", ("cls", "mean", "last_token"))

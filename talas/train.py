@@ -21,7 +21,7 @@ import torch
 from talas.batching import PairCollator, epoch_batches, example_lengths, to_device
 from talas.config import format_config, save_config
 from talas.data import load_from_config
-from talas.encoders import Encoder, resolve_model_path
+from talas.encoders import Encoder, resolve_model_path, set_dropout
 from talas.errors import ConfigError
 from talas.methods import get_method
 from talas.methods.base import Stage
@@ -130,6 +130,8 @@ class Trainer:
         student = Encoder.load(cfg.student_model_name, cfg.student_pooling, cfg.max_length, num_layers=cfg.student_num_layers or None)
         if cfg.freeze_embeddings:
             student.model.get_input_embeddings().requires_grad_(False)
+        if cfg.student_dropout != -1:
+            set_dropout(student.model, cfg.student_dropout)
         if cfg.gradient_checkpointing:
             student.model.gradient_checkpointing_enable()
         method = method_cls(cfg, student, teacher_dim)
