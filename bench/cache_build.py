@@ -1,7 +1,7 @@
 """Teacher-cache build throughput: `python bench/cache_build.py [--texts N] [--repeats 3]`.
 
 Three ways to embed the bundled training texts with the same teacher (all-MiniLM-L6-v2), in
-one process, interleaved per repeat so machine noise hits all of them alike:
+one process, interleaved per repeat (rotating which goes first) so machine noise hits all alike:
 - ours:  talas.cache.build_cache (unique texts, length-sorted dynamic padding, inference mode,
          chunked resumable writes to a memory-mapped file);
 - naive: the reference implementation's way: every row in original order, padded to max_length,
@@ -86,8 +86,10 @@ def main() -> None:
     key = cache_key(cfg, unique)
     results: dict[str, list[float]] = {"ours": [], "naive": [], "raw": []}
     with tempfile.TemporaryDirectory() as tmp:
+        names = list(results)
         for repeat in range(args.repeats):
-            for name in results:
+            # Rotate who goes first, so warm-up and drift do not always favour the same builder.
+            for name in names[repeat % 3 :] + names[: repeat % 3]:
                 start = time.perf_counter()
                 if name == "ours":
                     path = os.path.join(tmp, f"c{repeat}.safetensors")

@@ -39,18 +39,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--max_steps", type=int, default=0, help="Stop after this many steps (0: one full epoch).")
     parser.add_argument("--name", default=None, help="Name of the JSON record (default: st_mse_lr{learning_rate}).")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (bf16 training on cuda, like talas's default).")
     parser.add_argument("--save_dir", default=None, help="Save the trained student here (default: save nothing).")
     return parser.parse_args(argv)
 
 
-def load_models(path: str):
+def load_models(path: str, device: str):
     """Teacher = the full model; student = the same folder cut to its first STUDENT_LAYERS layers."""
     from sentence_transformers import SentenceTransformer
 
     from talas.encoders import keep_first_layers
 
-    teacher = SentenceTransformer(path, device="cpu")
-    student = SentenceTransformer(path, device="cpu")
+    teacher = SentenceTransformer(path, device=device)
+    student = SentenceTransformer(path, device=device)
     # The folder says 256; the demo trains and scores at 128 for both.
     teacher.max_seq_length = student.max_seq_length = MAX_LENGTH
     # student[0] is the Transformer module; auto_model is its Hugging Face model (ST 6.2: also `.model`).
@@ -90,7 +91,8 @@ def train_student(student, dataset, args: argparse.Namespace, output_dir: str) -
         logging_steps=50,
         save_strategy="no",
         report_to="none",
-        use_cpu=True,
+        use_cpu=args.device == "cpu",
+        bf16=args.device.startswith("cuda"),
         disable_tqdm=True,  # logs as plain lines: this runs next to other jobs, often redirected to a file
     )
     # MSELoss is plain MSE between the student's output and the label. all-MiniLM-L6-v2 ends in a Normalize
@@ -105,7 +107,7 @@ def train_student(student, dataset, args: argparse.Namespace, output_dir: str) -
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     name = args.name or f"st_mse_lr{args.learning_rate:g}"
-    teacher, student = load_models(minilm_path())
+    teacher, student = load_models(minilm_path(), args.device)
     texts = training_texts()
     with Timer() as cache_timer:
         dataset = teacher_dataset(teacher, texts)

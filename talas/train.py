@@ -131,6 +131,11 @@ class Trainer:
         if cfg.freeze_embeddings:
             student.model.get_input_embeddings().requires_grad_(False)
         if cfg.student_dropout != -1:
+            if cfg.student_dropout == 0 and data.kind == "single" and method_cls.needs_pairs(cfg):
+                raise ConfigError(
+                    "--student_dropout 0 with single-text data makes both contrastive views of a text identical "
+                    "(dropout is what tells them apart). Keep dropout for the task loss, or pass --w_task 0."
+                )
             set_dropout(student.model, cfg.student_dropout)
         if cfg.gradient_checkpointing:
             student.model.gradient_checkpointing_enable()

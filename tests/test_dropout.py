@@ -40,3 +40,12 @@ def test_dropout_flag_reaches_the_training_loop(tmp_path, monkeypatch, tiny_bert
     assert first_loss("off2", "--student_dropout", "0", "--seed", "2") == pytest.approx(off, rel=1e-5)
     assert first_loss("on2", "--seed", "2") != pytest.approx(off, rel=1e-3)
     assert cli.main([*argv, "--save_dir", "bad", "--student_dropout", "1"]) == 2
+
+
+def test_no_dropout_with_contrastive_views_of_single_texts_is_refused(tmp_path, monkeypatch, tiny_bert, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "texts.csv").write_text("text\n" + "\n".join(TEXTS) + "\n")
+    argv = ["train", "--train_data_path", "texts.csv", "--student_model_name", str(tiny_bert), "--w_kd", "0",
+            "--w_task", "1", "--student_dropout", "0", "--device", "cpu", "--save_dir", "run"]
+    assert cli.main(argv) == 2
+    assert "views of a text identical" in capsys.readouterr().err
