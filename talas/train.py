@@ -130,6 +130,10 @@ class Trainer:
         student = Encoder.load(cfg.student_model_name, cfg.student_pooling, cfg.max_length, num_layers=cfg.student_num_layers or None)
         if cfg.freeze_embeddings:
             student.model.get_input_embeddings().requires_grad_(False)
+        if getattr(student.model, "pooler", None) is not None:
+            # BERT-style [CLS] pooler head: our pooling reads the token states, so it gets no gradient,
+            # and DDP refuses trainable parameters that take no part in the loss.
+            student.model.pooler.requires_grad_(False)
         if cfg.student_dropout != -1:
             if cfg.student_dropout == 0 and data.kind == "single" and method_cls.needs_pairs(cfg):
                 raise ConfigError(
