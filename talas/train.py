@@ -142,7 +142,9 @@ class Trainer:
                 )
             set_dropout(student.model, cfg.student_dropout)
         if cfg.gradient_checkpointing:
-            student.model.gradient_checkpointing_enable()
+            # transformers ≥ 5.2x renamed it; older 5.x only has the old name.
+            enable = getattr(student.model, "activation_checkpointing_enable", None) or student.model.gradient_checkpointing_enable
+            enable()
         method = method_cls(cfg, student, teacher_dim)
         collate = PairCollator(data, student, cache, rows, single_view=not method_cls.needs_pairs(cfg))
         self.lengths = example_lengths(data) if cfg.group_by_length else None
