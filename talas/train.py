@@ -142,7 +142,7 @@ class Trainer:
                 )
             set_dropout(student.model, cfg.student_dropout)
         if cfg.gradient_checkpointing:
-            # transformers ≥ 5.2x renamed it; older 5.x only has the old name.
+            # Newer transformers 5 releases renamed it (the old name warns); earlier ones have only the old name.
             enable = getattr(student.model, "activation_checkpointing_enable", None) or student.model.gradient_checkpointing_enable
             enable()
         method = method_cls(cfg, student, teacher_dim)
