@@ -60,9 +60,9 @@ def main(argv: list[str]) -> None:
         cfg = resolve_config(TalasConfig, base_flags(teacher, student, cache, out) + shlex.split(flags))
         with Timer() as timer:
             model_dir = train(cfg)
-        student = Encoder.load(os.path.join(model_dir), "mean", 128)
+        trained = Encoder.load(model_dir, "mean", 128)
         record = {"name": name, "teacher": args.teacher, "flags": flags, "fresh_cache": args.fresh_cache, "train_s": round(timer.seconds, 1), "peak_rss_mb": round(peak_rss_mb()),
-                  "validation": sts_scores(student.encode, "validation"), "test": sts_scores(student.encode, "test")}
+                  "validation": sts_scores(trained.encode, "validation"), "test": sts_scores(trained.encode, "test")}
         print(json.dumps(record), flush=True)
         with open(os.path.join(ROOT, "bench", "out", "tune.jsonl"), "a") as handle:
             handle.write(json.dumps(record) + "\n")
