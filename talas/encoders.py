@@ -122,13 +122,17 @@ def keep_first_layers(model: nn.Module, num_layers: int) -> None:
         model.config.layer_types = model.config.layer_types[:num_layers]
 
 
+def check_dropout(p: float) -> None:
+    if not 0 <= p < 1:
+        raise ConfigError(f"--student_dropout must be in [0, 1) (or -1 to keep the model's own), got {p}.")
+
+
 def set_dropout(model: nn.Module, p: float) -> None:
     """Set every dropout layer's probability (BERT-style attention reads its module's p too).
 
     Pure distillation regresses onto fixed teacher vectors, where dropout is only noise; 0 helps there.
     """
-    if not 0 <= p < 1:
-        raise ConfigError(f"--student_dropout must be in [0, 1) (or -1 to keep the model's own), got {p}.")
+    check_dropout(p)
     for module in model.modules():
         if isinstance(module, nn.Dropout):
             module.p = p

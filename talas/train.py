@@ -21,7 +21,7 @@ import torch
 from talas.batching import PairCollator, epoch_batches, example_lengths, to_device
 from talas.config import format_config, save_config
 from talas.data import load_from_config
-from talas.encoders import Encoder, resolve_model_path, set_dropout
+from talas.encoders import Encoder, check_dropout, resolve_model_path, set_dropout
 from talas.errors import ConfigError
 from talas.methods import get_method
 from talas.methods.base import Stage
@@ -116,6 +116,13 @@ class Trainer:
         data = load_from_config(cfg)
         if data.skipped:
             self.log(f"Warning: skipped {data.skipped} bad row(s) of {cfg.train_data_path} (--skip_bad_rows).")
+        if cfg.student_dropout != -1:  # checked before the teacher cache, which may take hours to build
+            check_dropout(cfg.student_dropout)
+            if cfg.student_dropout == 0 and data.kind == "single" and method_cls.needs_pairs(cfg):
+                raise ConfigError(
+                    "--student_dropout 0 with single-text data makes both contrastive views of a text identical "
+                    "(dropout is what tells them apart). Keep dropout for the task loss, or pass --w_task 0."
+                )
 
         cache = rows = online = teacher_dim = None
         if not method_cls.uses_teacher(cfg):
@@ -135,11 +142,6 @@ class Trainer:
             # and DDP refuses trainable parameters that take no part in the loss.
             student.model.pooler.requires_grad_(False)
         if cfg.student_dropout != -1:
-            if cfg.student_dropout == 0 and data.kind == "single" and method_cls.needs_pairs(cfg):
-                raise ConfigError(
-                    "--student_dropout 0 with single-text data makes both contrastive views of a text identical "
-                    "(dropout is what tells them apart). Keep dropout for the task loss, or pass --w_task 0."
-                )
             set_dropout(student.model, cfg.student_dropout)
         if cfg.gradient_checkpointing:
             # Newer transformers 5 releases renamed it (the old name warns); earlier ones have only the old name.

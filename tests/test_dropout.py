@@ -1,6 +1,7 @@
 """Student dropout control (--student_dropout): off makes training forwards deterministic."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -42,10 +43,15 @@ def test_dropout_flag_reaches_the_training_loop(tmp_path, monkeypatch, tiny_bert
     assert cli.main([*argv, "--save_dir", "bad", "--student_dropout", "1"]) == 2
 
 
-def test_no_dropout_with_contrastive_views_of_single_texts_is_refused(tmp_path, monkeypatch, tiny_bert, capsys):
+def test_no_dropout_with_contrastive_views_of_single_texts_is_refused_before_the_teacher(tmp_path, monkeypatch,
+                                                                                       tiny_bert, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "texts.csv").write_text("text\n" + "\n".join(TEXTS) + "\n")
-    argv = ["train", "--train_data_path", "texts.csv", "--student_model_name", str(tiny_bert), "--w_kd", "0",
-            "--w_task", "1", "--student_dropout", "0", "--device", "cpu", "--save_dir", "run"]
-    assert cli.main(argv) == 2
+    (tmp_path / "not_a_model").mkdir()  # loading it as the teacher would fail with another message
+    argv = ["train", "--train_data_path", "texts.csv", "--student_model_name", str(tiny_bert), "--teacher_model_name",
+            "not_a_model", "--w_kd", "1", "--w_task", "1", "--device", "cpu", "--save_dir", "run"]
+    assert cli.main([*argv, "--student_dropout", "0"]) == 2
     assert "views of a text identical" in capsys.readouterr().err
+    assert cli.main([*argv, "--student_dropout", "1"]) == 2
+    assert "must be in [0, 1)" in capsys.readouterr().err
+    assert not os.path.exists("cache")
