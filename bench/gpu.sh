@@ -13,7 +13,7 @@ OUT=bench/out/gpu
 mkdir -p "$OUT"
 $PY -c "import torch; assert torch.cuda.is_available(), 'bench/gpu.sh needs a CUDA GPU (torch sees none)'; print('GPU:', torch.cuda.get_device_name(0))" | tee "$OUT/device.txt"
 
-# The demo's TALAS settings; tune_talas.py's own flags (models, data, cache, output) take precedence.
+# The demo's TALAS settings; tune.py's own flags (models, data, cache, output) take precedence.
 DEMO="--config config/demo.yaml --device cuda"
 
 echo "== teacher-cache build throughput (ours vs naive vs raw forward), all 19,173 texts"
@@ -21,9 +21,9 @@ $PY bench/cache_build.py --device cuda --batch_size 256 --repeats 3 | tee "$OUT/
 echo "== training step time and peak CUDA memory (cached vs online teacher vs student only)"
 $PY bench/train_step.py --device cuda --steps 60 --repeats 3 | tee "$OUT/train_step.log"
 echo "== quality after one epoch, cache build inside the timed run"
-$PY bench/tune_talas.py --fresh_cache "gpu_talas=$DEMO" "gpu_kd_dropout=$DEMO --student_dropout -1" | tee "$OUT/quality.log"
+$PY bench/tune.py --fresh_cache "gpu_talas=$DEMO" "gpu_kd_dropout=$DEMO --student_dropout -1" | tee "$OUT/quality.log"
 $PY bench/st_recipe.py --device cuda --batch_size 8 --learning_rate 1e-3 --name gpu_st_mse | tee -a "$OUT/quality.log"
 echo "== all-mpnet-base-v2 as teacher (768-d, own tokenizer: the projection is trained)"
-$PY bench/tune_talas.py --fresh_cache --teacher mpnet "gpu_talas_mpnet=$DEMO" | tee -a "$OUT/quality.log"
+$PY bench/tune.py --fresh_cache --teacher mpnet "gpu_talas_mpnet=$DEMO" | tee -a "$OUT/quality.log"
 grep -h '"name": "gpu_' bench/out/tune.jsonl bench/out/st_recipe.jsonl > "$OUT/quality.jsonl"
 echo "Done: logs and JSON results in $OUT/"

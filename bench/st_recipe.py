@@ -6,7 +6,7 @@
 The "model distillation / MSE" recipe of the sentence-transformers docs: encode the training texts
 once with the teacher (``teacher.encode``), store the vectors as the ``label`` column of a
 ``datasets.Dataset``, and train the student with ``losses.MSELoss`` through
-``SentenceTransformerTrainer``. Same setting as our demo (bench/tune_talas.py): teacher
+``SentenceTransformerTrainer``. Same setting as our demo (bench/tune.py): teacher
 all-MiniLM-L6-v2, student = its first 2 layers, max length 128, the bundled training texts, one
 epoch, warmup 10% then the trainer's default linear decay, seed 42.
 

@@ -147,3 +147,12 @@ class _PairRankingHinge(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         (slope,) = ctx.saved_tensors
         return grad * slope, None, None, None
+
+
+# ----------------------------------------------------------------------------- DSKD (talas/methods/dskd.py)
+
+
+# ----------------------------------------------------------------------------- CDM (talas/methods/cdm.py)
+
+
+# ----------------------------------------------------------------------------- EMO (talas/methods/emo.py)
