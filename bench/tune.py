@@ -15,6 +15,7 @@ cache build included). Never select settings by the test columns.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -87,7 +88,7 @@ def main(argv: list[str]) -> None:
             counter.handle.remove()
         # Score what was exported (its own pooling and any Dense head), as a user would load it.
         trained = SentenceTransformer(model_dir, device="cpu")
-        encode = lambda texts: trained.encode(texts, batch_size=64)  # noqa: E731
+        encode = functools.partial(trained.encode, batch_size=64)
         record = {"name": name, "teacher": args.teacher, "method": cfg.method, "flags": flags,
                   "fresh_cache": args.fresh_cache, "train_s": round(timer.seconds, 1), "peak_rss_mb": round(peak_rss_mb()),
                   "teacher_forwards": None if counter is None else {"calls": counter.calls, "texts": counter.texts},
