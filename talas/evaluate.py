@@ -341,24 +341,3 @@ def averages(results: dict[str, dict[str, Any]]) -> dict[str, float]:
     out["overall"] = float(np.mean([v for values in by_type.values() for v in values]))
     return out
 
-
-class MTEBModel:
-    """Run MTEB tasks on a TALAS encode callable (``pip install mteb``; MTEB downloads its data from the hub).
-
-        model = MTEBModel(lambda texts: encoder.encode(texts), name="my-student")
-        mteb.evaluate(model, mteb.get_tasks(tasks=["STSBenchmark"]))
-
-    ``encode`` accepts MTEB 1.x lists of sentences and MTEB 2.x DataLoaders of {"text": [...]} batches.
-    """
-
-    def __init__(self, encode: Encode, name: str = "talas-model"):
-        try:
-            import mteb  # noqa: F401  (fail here, not deep inside an MTEB run)
-        except ImportError:
-            raise ConfigError("MTEBModel needs the mteb package: pip install mteb.") from None
-        self.encode_fn = encode
-        self.name = name
-
-    def encode(self, inputs: Any, **kwargs: Any) -> np.ndarray:
-        texts = list(inputs) if isinstance(inputs, (list, tuple)) else [t for batch in inputs for t in batch["text"]]
-        return to_numpy(self.encode_fn(texts))

@@ -17,7 +17,7 @@ import torch
 from talas import metrics
 from talas.errors import ConfigError, DataError, ModelError
 from talas.eval_cli import main
-from talas.evaluate import MTEBModel, evaluate, load_tasks
+from talas.evaluate import evaluate, load_tasks
 
 # --- metrics: values worked out by hand -------------------------------------------------------
 
@@ -282,12 +282,6 @@ def test_bad_encoder_outputs_are_model_errors(tmp_path):
         evaluate(lambda texts: np.zeros((len(texts) - 1, 4)), tasks, progress=False)
     with pytest.raises(ModelError, match="NaN"):
         evaluate(lambda texts: np.full((len(texts), 4), np.nan), tasks, progress=False)
-
-
-def test_mteb_adapter_construction():
-    pytest.importorskip("mteb")
-    model = MTEBModel(BagOfWords(), name="bow")
-    assert model.encode(["a b", "b c"]).shape == (2, 64)
 
 
 # --- talas eval end to end on a tiny random model ----------------------------------------------
