@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -143,6 +144,46 @@ def tokenizer_appends_eos(tokenizer) -> bool:
     return tokenizer.eos_token_id is not None and len(ids) > 0 and ids[-1] == tokenizer.eos_token_id
 
 
+@dataclass
+class EncoderOutput:
+    """What ``Encoder.forward_tokens`` returns for a padded batch of B texts, L tokens.
+
+    pooled: [B, D] sentence vectors (the Encoder's pooling); tokens: [B, L, D] last-layer token
+    states; attention_mask: [B, L] (1 = real token, left or right padding as the tokenizer pads);
+    hidden_states: one [B, L, D] tensor per requested layer, in the order asked (transformers'
+    numbering: 0 = embeddings, i = after block i, -1 = last); attentions: one [B, H, L, L]
+    tensor (rows: queries) per requested attention layer (0 = first block, -1 = last).
+    """
+
+    pooled: torch.Tensor
+    tokens: torch.Tensor
+    attention_mask: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] = ()
+    attentions: tuple[torch.Tensor, ...] = ()
+
+
+@dataclass(frozen=True)
+class TokenEncoding:
+    """One text as the Encoder feeds it to its model: unpadded ids and what alignment needs.
+
+    ``offsets`` are character spans in ``prompt + text`` ((0, 0) for specials; None for slow
+    tokenizers), ``special`` marks special tokens (an appended EOS included).
+    """
+
+    ids: tuple[int, ...]
+    tokens: tuple[str, ...]
+    offsets: tuple[tuple[int, int], ...] | None
+    special: tuple[bool, ...]
+
+
+def pick_layers(outputs: Sequence[torch.Tensor], layers: Sequence[int], kind: str) -> list[torch.Tensor]:
+    count = len(outputs)
+    bad = [i for i in layers if not -count <= i < count]
+    if bad:
+        raise ConfigError(f"{kind} layer(s) {bad} do not exist: this model returns {count} (valid indices {-count}..{count - 1}).")
+    return [outputs[i] for i in layers]
+
+
 class Encoder(nn.Module):
     """A transformers model + tokenizer + pooling: texts in, sentence vectors out.
 
@@ -198,6 +239,31 @@ class Encoder(nn.Module):
             ids = [x + [self.tokenizer.eos_token_id] for x in ids]
         return ids
 
+    def token_encodings(self, texts: Sequence[str]) -> list[TokenEncoding]:
+        """Like ``token_ids`` (same ids, same truncation) plus token strings, offsets and special marks."""
+        full = [self.prompt + t for t in texts] if self.prompt else list(texts)
+        limit = self.max_length - int(self.append_eos)
+        fast = getattr(self.tokenizer, "is_fast", False)
+        enc = self.tokenizer(full, truncation=True, max_length=limit, padding=False, return_special_tokens_mask=True,
+                             return_offsets_mapping=fast)
+        out = []
+        for row, ids in enumerate(enc["input_ids"]):
+            special = [bool(x) for x in enc["special_tokens_mask"][row]]
+            offsets = [tuple(span) for span in enc["offset_mapping"][row]] if fast else None
+            if self.append_eos:
+                ids = ids + [self.tokenizer.eos_token_id]
+                special.append(True)
+                if offsets is not None:
+                    offsets.append((0, 0))
+            out.append(TokenEncoding(tuple(ids), tuple(self.tokenizer.convert_ids_to_tokens(ids)),
+                                     None if offsets is None else tuple(offsets), tuple(special)))
+        return out
+
+    @property
+    def uncased(self) -> bool:
+        """Whether the tokenizer lower-cases its input (then token strings carry no case to match)."""
+        return self.tokenizer("Hello World")["input_ids"] == self.tokenizer("hello world")["input_ids"]
+
     def pad(self, batch_ids: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         """Pad to the longest sequence of the batch on the tokenizer's padding side."""
         width = max(len(x) for x in batch_ids)
@@ -218,6 +284,30 @@ class Encoder(nn.Module):
         """Pooled sentence vectors [B, D] for a tokenized batch already on the model's device."""
         hidden = self.model(input_ids=features["input_ids"], attention_mask=features["attention_mask"]).last_hidden_state
         return pool(hidden, features["attention_mask"], self.pooling)
+
+    def forward_tokens(
+        self, features: dict[str, torch.Tensor], layers: Sequence[int] = (), attention_layers: Sequence[int] = ()
+    ) -> EncoderOutput:
+        """Token-level outputs (see EncoderOutput); asks the model only for what is requested.
+
+        Attentions need the model loaded with ``attn_implementation="eager"`` (fused kernels never
+        materialise them); a method declares them so the loop loads it that way.
+        """
+        if attention_layers and getattr(self.model.config, "_attn_implementation", "eager") != "eager":
+            raise ModelError(
+                f"Attention maps were requested from {type(self.model).__name__}, loaded with "
+                f"{self.model.config._attn_implementation!r} attention, which does not return them. "
+                'Load it with attn_implementation="eager" (declare the attentions in the method\'s TeacherNeeds).'
+            )
+        out = self.model(input_ids=features["input_ids"], attention_mask=features["attention_mask"],
+                         output_hidden_states=bool(layers), output_attentions=bool(attention_layers))
+        mask = features["attention_mask"]
+        tokens = out.last_hidden_state
+        return EncoderOutput(
+            pooled=pool(tokens, mask, self.pooling), tokens=tokens, attention_mask=mask,
+            hidden_states=tuple(pick_layers(out.hidden_states, layers, "hidden-state")) if layers else (),
+            attentions=tuple(pick_layers(out.attentions, attention_layers, "attention")) if attention_layers else (),
+        )
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Where teacher vectors come from during training: the cache (built here if needed) or online.
+"""Teacher vectors from the cache (built here if needed), and loading the teacher (the online teacher: talas/provision.py).
 
     cache, rows = ensure_cache(cfg, data.unique_texts(), anchors=data.anchors)
 
@@ -128,23 +128,3 @@ def ensure_cache(cfg, texts: Sequence[str], anchors: Sequence[str], log: Callabl
     log(f"Teacher model freed from {'GPU ' if device.type == 'cuda' else ''}memory")
     return cache, cache.rows_for(texts)
 
-
-class OnlineTeacher:
-    """Runs the teacher on every batch (``--cache_teacher false``; the baseline TALAS avoids)."""
-
-    def __init__(self, encoder: Encoder, normalize: bool = False):
-        self.encoder = encoder
-        self.normalize = normalize
-
-    @property
-    def dim(self) -> int:
-        return self.encoder.dim
-
-    @torch.no_grad()  # not inference_mode: the vectors enter the autograd graph as constants
-    def fill(self, batch: dict) -> None:
-        feats = {k: v.to(self.encoder.device) for k, v in self.encoder.tokenize(batch["texts"]).items()}
-        vectors = self.encoder(feats).float()
-        if self.normalize:
-            vectors = torch.nn.functional.normalize(vectors, dim=-1)
-        batch["teacher"] = vectors
-        batch["teacher_mask"] = torch.ones(len(vectors), dtype=torch.bool, device=vectors.device)

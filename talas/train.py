@@ -25,7 +25,8 @@ from talas.encoders import Encoder, check_dropout, resolve_model_path, set_dropo
 from talas.errors import ConfigError
 from talas.methods import get_method
 from talas.methods.base import Stage
-from talas.teacher import OnlineTeacher, ensure_cache, load_teacher, pick_device
+from talas.provision import provide
+from talas.teacher import pick_device
 
 
 def keep_old_logs(save_dir: str) -> None:
@@ -124,17 +125,11 @@ class Trainer:
                     "(dropout is what tells them apart). Keep dropout for the task loss, or pass --w_task 0."
                 )
 
-        cache = rows = online = teacher_dim = None
-        if not method_cls.uses_teacher(cfg):
-            self.log("No distillation term (student-only training): the teacher and its cache are not used.")
-        elif method_cls.teacher == "cached" and cfg.cache_teacher:
-            cache, rows = ensure_cache(cfg, data.unique_texts(), data.anchors, log=self.log)
-            teacher_dim = cache.dim
-        else:
-            online = OnlineTeacher(load_teacher(cfg, acc.device), getattr(cfg, "normalize_cache", False))
-            teacher_dim = online.dim
+        needs = method_cls.teacher_needs(cfg)
+        supply = provide(cfg, needs, data.unique_texts(), data.anchors, acc.device, log=self.log)
 
-        student = Encoder.load(cfg.student_model_name, cfg.student_pooling, cfg.max_length, num_layers=cfg.student_num_layers or None)
+        student = Encoder.load(cfg.student_model_name, cfg.student_pooling, cfg.max_length,
+                               num_layers=cfg.student_num_layers or None, **needs.student_kwargs())
         if cfg.freeze_embeddings:
             student.model.get_input_embeddings().requires_grad_(False)
         if getattr(student.model, "pooler", None) is not None:
@@ -147,8 +142,9 @@ class Trainer:
             # Newer transformers 5 releases renamed it (the old name warns); earlier ones have only the old name.
             enable = getattr(student.model, "activation_checkpointing_enable", None) or student.model.gradient_checkpointing_enable
             enable()
-        method = method_cls(cfg, student, teacher_dim)
-        collate = PairCollator(data, student, cache, rows, single_view=not method_cls.needs_pairs(cfg))
+        method = method_cls(cfg, student, supply.dim)
+        collate = PairCollator(data, student, supply.cache, supply.rows, single_view=not method_cls.needs_pairs(cfg),
+                               teacher=supply.token_encoder, aligners=method_cls.aligners(cfg))
         self.lengths = example_lengths(data) if cfg.group_by_length else None
         per_epoch = len(epoch_batches(len(data), cfg.batch_size, cfg.seed, 0, acc.process_index, acc.num_processes, self.lengths))
         self.log(f"Training samples: {len(data)}")
@@ -182,14 +178,14 @@ class Trainer:
             if len(stages) > 1:
                 count = sum(p.numel() for p in method.parameters() if p.requires_grad)
                 self.log(f"Stage {index + 1}/{len(stages)} ({stage.name}): {count:,} trainable parameters, lr {stage.learning_rate:g}, {total} steps")
-            self.train_loop(model, optimizer, scheduler, collate, online, state, total, epochs, len(data), stage, cfg.seed + index)
+            self.train_loop(model, optimizer, scheduler, collate, supply, state, total, epochs, len(data), stage, cfg.seed + index)
             # A finished stage is always on disk before the next begins, so a crash there never repeats it.
             saved_here = state["step"] % cfg.save_steps == 0 if cfg.save_steps else state["batch_in_epoch"] == 0
             if index + 1 < len(stages) and not saved_here:
                 self.save_checkpoint(model, optimizer, scheduler, state)
         return self.finish(method)
 
-    def train_loop(self, model, optimizer, scheduler, collate, online, state, total, epochs, n, stage: Stage, seed: int) -> None:
+    def train_loop(self, model, optimizer, scheduler, collate, supply, state, total, epochs, n, stage: Stage, seed: int) -> None:
         """One stage. Each stage draws its own data order (``seed``: the run's seed + the stage index)."""
         from tqdm.auto import tqdm
 
@@ -218,8 +214,7 @@ class Trainer:
             count = 0
             for offset, batch in enumerate(bar, start=start):
                 batch = to_device(batch, acc.device)
-                if online is not None:
-                    online.fill(batch)
+                supply.fill(batch)  # online teacher outputs, when the method declared any
                 boundary = (offset + 1) % accum == 0 or offset + 1 == stop
                 sync = contextlib.nullcontext() if boundary else acc.no_sync(model)
                 with sync, acc.autocast():

@@ -5,6 +5,10 @@ heads). ``forward(batch)`` returns ``(loss, metrics)`` (metrics: detached scalar
 term, so logging never forces a device sync inside the step); the loop knows nothing else.
 
 Optional hooks, with defaults that make a plain single-stage method:
+- ``teacher_needs(cfg)`` declares what the teacher supplies at every step (a ``TeacherNeeds``:
+  cached or online sentence vectors, online token states / attentions of chosen layers, token
+  alignments); the default is cached vectors (online with ``--cache_teacher false``), none when
+  ``uses_teacher(cfg)`` is False. ``aligners(cfg)`` maps each declared alignment to its function;
 - ``validate(cfg)`` checks options against the models' configs before any data, cache or weights
   are loaded, so a bad combination fails in seconds, not after the teacher cache is built;
 - ``stages()`` lists training phases (Stella trains its head alone first); the loop runs them in
@@ -22,6 +26,7 @@ import torch
 from torch import nn
 
 from talas.encoders import Encoder
+from talas.provision import Aligner, TeacherNeeds, builtin_aligners
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,6 @@ class Stage:
 class Method(nn.Module):
     name: ClassVar[str]
     config_class: ClassVar[type]
-    #: "cached": sentence vectors from the teacher cache; "online": the teacher runs every step.
-    teacher: ClassVar[str] = "cached"
 
     def __init__(self, cfg, student: Encoder, teacher_dim: int):
         super().__init__()
@@ -57,6 +60,20 @@ class Method(nn.Module):
     def uses_teacher(cls, cfg) -> bool:
         """False when the configured loss has no distillation term (no cache, no teacher: a baseline)."""
         return True
+
+    @classmethod
+    def teacher_needs(cls, cfg) -> TeacherNeeds:
+        """What the loop must supply each step; token-level methods override this."""
+        if not cls.uses_teacher(cfg):
+            return TeacherNeeds(vectors="none")
+        return TeacherNeeds(vectors="cached" if getattr(cfg, "cache_teacher", True) else "online")
+
+    @classmethod
+    def aligners(cls, cfg) -> dict[str, Aligner]:
+        """Alignment name → function(student TokenView, teacher TokenView) → groups, for each declared
+        alignment. Override to add one of your own (e.g. DTW with per-token weights); the collator
+        computes it once per unique text and packs it like the built-in ones."""
+        return builtin_aligners(cls.teacher_needs(cfg).alignments)
 
     @classmethod
     def needs_pairs(cls, cfg) -> bool:
