@@ -1,0 +1,117 @@
+"""End to end through the seed-style CLI: a toy token-level method (defined here) trains on the online
+teacher's token states with span alignments (tiny Qwen3 teacher: byte BPE, EOS, left padding, a
+prompt; tiny BERT student), its loss decreases, resume and export work as for TALAS, and the teacher
+is in no checkpoint."""
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from talas import cli
+from talas.config import TrainConfig
+from talas.encoders import Encoder
+from talas.methods import METHODS
+from talas.methods.base import Method
+from talas.provision import TeacherNeeds
+
+SENTENCES = [
+    "a man is playing a guitar", "a woman is slicing an onion", "the cat sits on the mat",
+    "two dogs run across the field", "i feel happy and relaxed today", "my card payment was declined",
+    "how do i reset my pin", "the stock market fell sharply", "children are playing in the park",
+    "a plane is taking off", "The man plays guitar on stage!", "an onion is being cut, é 😀",
+]
+
+
+@dataclass
+class ToyConfig(TrainConfig):
+    pass
+
+
+class ToyMethod(Method):
+    """MSE between the projected group-averaged student states and the teacher's last-layer states."""
+
+    name = "toy"
+    config_class = ToyConfig
+
+    def __init__(self, cfg, student, teacher_dim):
+        super().__init__(cfg, student, teacher_dim)
+        self.projection = nn.Linear(student.dim, teacher_dim)
+
+    @classmethod
+    def teacher_needs(cls, cfg):
+        return TeacherNeeds(vectors="none", layers=(-1,), alignments=("span",))
+
+    @classmethod
+    def needs_pairs(cls, cfg):
+        return False
+
+    def forward(self, batch):
+        out = self.student.forward_tokens(batch["features"])
+        groups = batch["alignments"]["span"]
+        sg, tg = groups["student_groups"], groups["teacher_groups"]
+        # The collator's contract, checked on every real batch: pads are never in a group.
+        assert not (sg * (1 - batch["features"]["attention_mask"][:, None, :])).any()
+        assert not (tg * (1 - batch["teacher_features"]["attention_mask"][:, None, :])).any()
+        s_count, t_count = sg.sum(-1, keepdim=True), tg.sum(-1, keepdim=True)
+        keep = groups["group_mask"] & (s_count[..., 0] > 0) & (t_count[..., 0] > 0)
+        s_mean = (sg @ out.tokens) / s_count.clamp(min=1)
+        t_mean = (tg @ batch["teacher_hidden"][0]) / t_count.clamp(min=1)
+        loss = (self.projection(s_mean[keep]) - t_mean[keep]).pow(2).sum(-1).mean()
+        return loss, {"loss": loss.detach(), "groups": keep.sum().float()}
+
+
+@pytest.fixture
+def toy(monkeypatch, tmp_path):
+    monkeypatch.setitem(METHODS, "toy", ToyMethod)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "texts.csv").write_text("text\n" + "\n".join(f'"{s}"' for s in SENTENCES) + "\n", encoding="utf-8")
+    return tmp_path
+
+
+def command(student, teacher, save_dir, *extra):
+    return ["train", "--method", "toy", "--train_data_path", "texts.csv", "--student_model_name", str(student),
+            "--teacher_model_name", str(teacher), "--save_dir", save_dir, "--batch_size", "4", "--epochs", "4",
+            "--learning_rate", "3e-3", "--max_length", "24", "--teacher_prompt", "Query: ", "--student_pooling", "mean",
+            "--pooling_method", "last_token", "--student_dropout", "0", "--log_steps", "1", "--device", "cpu",
+            "--warmup_ratio", "0", "--lr_scheduler", "constant", *extra]
+
+
+def test_toy_token_method_trains_resumes_exports_and_never_saves_the_teacher(toy, tiny_bert, tiny_qwen3, capsys):
+    args = ("--save_steps", "1", "--save_total_limit", "0")
+    assert cli.main(command(tiny_bert, tiny_qwen3, "full", *args)) == 0
+    assert "Cache not found" not in capsys.readouterr().out and not os.path.exists("cache")
+    log = [json.loads(line) for line in open("full/train_log.jsonl")]
+    assert len(log) == 12 and all(r["groups"] > 0 for r in log)
+    first, last = sum(r["loss"] for r in log[:3]), sum(r["loss"] for r in log[-3:])
+    assert last < 0.7 * first, (first, last)
+
+    # Resume from step 5 of 12 reproduces the uninterrupted run.
+    os.makedirs("resumed/checkpoints")
+    shutil.copytree("full/checkpoints/step-5", "resumed/checkpoints/step-5")
+    assert cli.main(command(tiny_bert, tiny_qwen3, "resumed", *args, "--resume", "latest")) == 0
+    full = torch.load("full/checkpoints/step-12/training_state.pt", weights_only=True)
+    resumed = torch.load("resumed/checkpoints/step-12/training_state.pt", weights_only=True)
+    assert full["model"].keys() == resumed["model"].keys()
+    for name in full["model"]:
+        torch.testing.assert_close(full["model"][name], resumed["model"][name], atol=1e-6, rtol=0)
+
+    # The checkpoint holds the student and the projection, nothing of the teacher (a 48-wide Qwen3).
+    student = Encoder.load(str(tiny_bert), "mean", 24)
+    method = ToyMethod(ToyConfig(), student, 48)
+    assert set(full["model"]) == set(method.state_dict())
+    assert not any("q_norm" in k or "embed_tokens" in k for k in full["model"])
+    trainable = sum(1 for name, p in method.named_parameters() if p.requires_grad and ".pooler." not in name)
+    assert sum(len(g["params"]) for g in full["optimizer"]["param_groups"]) == trainable
+
+    # The export is the trained student, as for TALAS.
+    from sentence_transformers import SentenceTransformer
+
+    method.load_state_dict(full["model"])
+    st = SentenceTransformer("full/model", device="cpu")
+    got = torch.as_tensor(st.encode(SENTENCES, convert_to_numpy=True))
+    torch.testing.assert_close(got, method.embed(SENTENCES), atol=1e-5, rtol=0)
