@@ -4,8 +4,8 @@
     SentenceTransformer("checkpoints/talas/model").encode(["a sentence"])
 
 The folder holds modules.json, the transformer (safetensors weights, config, tokenizer), the pooling
-config matching the training pooling, and optional extra modules (e.g. Stella's Dense head).
-Training-only extras such as the TALAS projection are not part of it.
+config matching the training pooling, and optional extra modules after pooling (Stella's head, the
+TALAS projection into the teacher's space) as Dense modules.
 """
 
 from __future__ import annotations
@@ -29,6 +29,16 @@ def st_modules():
     except ImportError:  # pragma: no cover - v5 layout
         from sentence_transformers import models as modules
     return modules
+
+
+def dense_module(linear: nn.Linear, width: int | None = None) -> nn.Module:
+    """sentence-transformers Dense (no activation) with ``linear``'s weights, its first ``width`` outputs only."""
+    width = width or linear.out_features
+    return st_modules().Dense(
+        linear.in_features, width, bias=linear.bias is not None, activation_function=nn.Identity(),
+        init_weight=linear.weight[:width].detach().float().cpu().clone(),
+        init_bias=None if linear.bias is None else linear.bias[:width].detach().float().cpu().clone(),
+    )
 
 
 def export_student(method: nn.Module, out_dir: str, cfg, extra_modules: Sequence[nn.Module] = ()) -> str:

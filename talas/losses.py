@@ -51,9 +51,21 @@ def mask_duplicates(logits: torch.Tensor, row_target_ids: torch.Tensor, column_i
 
 
 def normalized_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """MSE(n(student), n(teacher)), averaged over all B·D entries (the seed's KD term).
+    """mean_b ‖n(student_b) − n(teacher_b)‖²: the squared distance per vector, averaged over the batch.
 
-    student, teacher: [B, D] (same D: project the student first). Equals 2·(1 − mean cos)/D.
+    student, teacher: [B, D] (same D: project the student first). Equals 2·(1 − mean cos) whatever
+    D is, so its weight against the task loss means the same for a 384-d and a 1024-d teacher.
+    """
+    diff = F.normalize(student.float(), dim=-1) - F.normalize(teacher.float(), dim=-1)
+    return diff.pow(2).sum(dim=-1).mean()
+
+
+def normalized_mse_elementwise(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """The seed's KD term: MSE(n(student), n(teacher)) averaged over all B·D entries.
+
+    student, teacher: [B, D]. Equals normalized_mse / D = 2·(1 − mean cos)/D: at the seed's weights
+    (w_task = w_kd = 0.5, τ = 0.05) its gradient is ~1/1000 of InfoNCE's, so the teacher barely
+    counts; kept as ``--kd_loss mse_elementwise`` to reproduce the seed.
     """
     return F.mse_loss(F.normalize(student.float(), dim=-1), F.normalize(teacher.float(), dim=-1))
 

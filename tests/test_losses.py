@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from talas.encoders import pool
-from talas.losses import cosine_distance, info_nce, mask_duplicates, normalized_mse
+from talas.losses import cosine_distance, info_nce, mask_duplicates, normalized_mse, normalized_mse_elementwise
 
 
 def ce(logits_row, target):
@@ -69,11 +69,25 @@ def test_mask_duplicates_keeps_the_diagonal():
 
 
 def test_normalized_mse_known_value():
-    s = torch.tensor([[2.0, 0.0]])
-    t = torch.tensor([[0.0, 5.0]])
-    # n(s) = [1, 0], n(t) = [0, 1]: squared error 1 + 1 over 2 entries
+    s = torch.tensor([[2.0, 0.0], [1.0, 1.0]])
+    t = torch.tensor([[0.0, 5.0], [3.0, 3.0]])
+    # row 0: n(s) = [1, 0], n(t) = [0, 1], squared distance 2; row 1: identical directions, 0
     assert normalized_mse(s, t).item() == pytest.approx(1.0)
+    assert normalized_mse_elementwise(s, t).item() == pytest.approx(0.5)  # the seed's: / D = 2 entries per row
     assert normalized_mse(s, 3 * s).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_kd_scale_does_not_depend_on_width():
+    # The same angles embedded in 4 and in 1024 dimensions: the default term is 2(1 − cos) in both,
+    # the seed's element-wise mean shrinks with the width.
+    torch.manual_seed(0)
+    small_s, small_t = torch.randn(8, 4), torch.randn(8, 4)
+    rotation = torch.linalg.qr(torch.randn(1024, 1024))[0][:, :4]
+    big_s, big_t = small_s @ rotation.T, small_t @ rotation.T
+    expected = 2 * (1 - torch.nn.functional.cosine_similarity(small_s, small_t)).mean()
+    assert normalized_mse(small_s, small_t).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert normalized_mse(big_s, big_t).item() == pytest.approx(expected.item(), rel=1e-4)
+    assert normalized_mse_elementwise(big_s, big_t).item() == pytest.approx(expected.item() / 1024, rel=1e-4)
 
 
 def test_cosine_distance_known_value():

@@ -90,11 +90,11 @@ def test_seed_command_builds_cache_then_reuses_it_and_exports(workdir, tiny_bert
     state = torch.load("checkpoints/run2/checkpoints/step-6/training_state.pt", weights_only=True)
     method.load_state_dict(state["model"])
     assert method.projection is not None  # 32-d student, 48-d teacher
-    expected = student.encode(SENTENCES)
+    expected = method.embed(SENTENCES)  # the student followed by the trained projection
     st = SentenceTransformer("checkpoints/run2/model", device="cpu")
     got = torch.as_tensor(st.encode(SENTENCES, convert_to_numpy=True))
     assert torch.allclose(got, expected, atol=1e-5)
-    assert st.get_embedding_dimension() == 32  # the projection is not exported
+    assert st.get_embedding_dimension() == 48  # the projection is exported: vectors in the teacher's space
     card = open("checkpoints/run2/model/README.md").read()
     assert str(tiny_qwen3) in card and "talas" in card
     # every trainable parameter, projection included, is in the optimizer and received updates;

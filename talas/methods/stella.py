@@ -180,11 +180,6 @@ class StellaMethod(Method):
         return nn.functional.linear(vectors, self.fc.weight[:width], self.fc.bias[:width]).float().cpu()
 
     def export_modules(self) -> list[nn.Module]:
-        from talas.export import st_modules
+        from talas.export import dense_module
 
-        width = self.cfg.export_dim or self.teacher_dim
-        return [st_modules().Dense(
-            self.student.dim, width, bias=True, activation_function=nn.Identity(),
-            init_weight=self.fc.weight[:width].detach().float().cpu().clone(),
-            init_bias=self.fc.bias[:width].detach().float().cpu().clone(),
-        )]
+        return [dense_module(self.fc, self.cfg.export_dim or self.teacher_dim)]

@@ -3,8 +3,12 @@
     talas train --method talas --student_model_name <student> --teacher_model_name <teacher>
 
 L = w_task · InfoNCE(z_a, z_p; τ) + w_kd · MSE(n(P(z^S)), n(t)), where t is the cached teacher
-vector of the same text and P = Linear(d_S → d_T) only when the widths differ (trained with the
-student, not exported). KD applies to every text of the batch that has a cached vector
+vector of the same text and P = Linear(d_S → d_T) only when the widths differ. MSE is the squared
+distance per vector averaged over the batch (= 2(1 − cos), independent of the width); the seed's
+element-wise mean (1/D of it, too small to matter next to InfoNCE) is ``--kd_loss mse_elementwise``.
+P is trained with the student and exported after its pooling as a Dense module
+(``--export_projection false`` leaves it out), so the exported vectors are the ones the loss
+shaped and live in the teacher's space: they can query an index the teacher built. KD applies to every text of the batch that has a cached vector
 (anchors, positives and hard negatives; anchors only with ``--kd_both_sides false``).
 Defaults follow the seed: w_task = w_kd = 0.5, τ = 0.05, last-token pooling on both sides.
 """
@@ -18,7 +22,7 @@ from torch import nn
 
 from talas.config import CacheConfig, option
 from talas.errors import ConfigError
-from talas.losses import cosine_distance, info_nce, normalized_mse
+from talas.losses import cosine_distance, info_nce, normalized_mse, normalized_mse_elementwise
 from talas.methods.base import Method
 
 
@@ -26,8 +30,15 @@ from talas.methods.base import Method
 class TalasConfig(CacheConfig):
     w_task: float = option(0.5, "Weight of the InfoNCE task loss.")
     w_kd: float = option(0.5, "Weight of the distillation loss.")
-    kd_loss: str = option("mse", "Distillation loss on normalised vectors: mse (seed) or cosine (1 - cos).", ("mse", "cosine"))
+    kd_loss: str = option(
+        "mse", "Distillation loss on normalised vectors: mse (squared distance per vector), mse_elementwise (the seed's, 1/D of mse) or cosine (1 - cos).",
+        ("mse", "mse_elementwise", "cosine"),
+    )
+    export_projection: bool = option(True, "Export the projection to the teacher's width (when the widths differ) as a Dense module after pooling.")
     kd_both_sides: bool = option(True, "Distil every text of a pair (False: anchors only).")
+
+
+KD_LOSSES = {"mse": normalized_mse, "mse_elementwise": normalized_mse_elementwise, "cosine": cosine_distance}
 
 
 class TalasMethod(Method):
@@ -52,6 +63,21 @@ class TalasMethod(Method):
     def needs_pairs(cls, cfg: TalasConfig) -> bool:
         return cfg.w_task > 0
 
+    def exports_projection(self) -> bool:
+        return self.projection is not None and self.cfg.export_projection
+
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        vectors = self.student.encode(texts)
+        if self.exports_projection():
+            with torch.inference_mode():
+                vectors = self.projection(vectors.to(self.projection.weight.device)).float().cpu()
+        return vectors
+
+    def export_modules(self) -> list[nn.Module]:
+        from talas.export import dense_module
+
+        return [dense_module(self.projection)] if self.exports_projection() else []
+
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.cfg
         z = self.student(batch["features"])
@@ -72,7 +98,7 @@ class TalasMethod(Method):
         student_vectors = z[mask]
         if self.projection is not None:
             student_vectors = self.projection(student_vectors)
-        kd_fn = normalized_mse if cfg.kd_loss == "mse" else cosine_distance
+        kd_fn = KD_LOSSES[cfg.kd_loss]
         kd = kd_fn(student_vectors, batch["teacher"][mask]) if mask.any() else z.new_zeros(())
         loss = cfg.w_task * task + cfg.w_kd * kd
         return loss, {"loss": loss.detach(), "task": task.detach(), "kd": kd.detach()}
