@@ -4,10 +4,10 @@ teacher's space (comparable with vectors the teacher made), which the loss shape
 import pytest
 import torch
 from sentence_transformers import SentenceTransformer
+from tiny_models import CORPUS
 
 from talas import cli
 from talas.encoders import Encoder
-from tiny_models import CORPUS
 
 HELD_BACK = ["a dog sleeps on the mat", "my pin was declined today", "a man is slicing a guitar", "children run to the plane"]
 
