@@ -1,6 +1,7 @@
-"""Crash points for the fault-injection tests: a process reaching ``fault_point(name)`` dies by SIGKILL.
+"""Crash points for the fault-injection tests: a process reaching a named point dies by SIGKILL.
 
-    TALAS_FAULT=cache_chunk_done:1 talas cache ...    # killed right after chunk 1 of the cache is recorded
+    TALAS_FAULT=cache_chunk_done:1 talas cache ...   # killed right after chunk 1 of the cache is recorded
+    TALAS_FAULT=checkpoint:4 talas train ...         # killed inside the checkpoint write of step 4
 
 Only the tests set TALAS_FAULT; it is read here and nowhere else. SIGKILL, not an exception, so
 nothing (no finally, no atexit, no flush) runs: the same as a power cut or the OOM killer.
@@ -10,6 +11,8 @@ import os
 import signal
 
 
-def fault_point(name: str) -> None:
-    if os.environ.get("TALAS_FAULT") == name:
+def fault(point: str, index: int | None = None) -> None:
+    """Die if TALAS_FAULT is ``point`` (any index) or ``point:index``."""
+    wanted = os.environ.get("TALAS_FAULT")
+    if wanted and wanted in (point, f"{point}:{index}"):
         os.kill(os.getpid(), signal.SIGKILL)
