@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from talas.encoders import POOLING_METHODS, Encoder
+from talas.encoders import POOLING_METHODS, Encoder, resolve_model_path
 from talas.errors import ConfigError, ModelError, TalasError
 from talas.evaluate import (
     BUNDLED_TASKS,
@@ -122,6 +122,16 @@ def load_encode(
     return encode, {**info, "prompt": prompt or ""}
 
 
+def check_model_path(path: str, pooling: str | None) -> None:
+    """A missing folder says so (not "no modules.json: pass --pooling"), before anything loads."""
+    resolve_model_path(path)  # "./x", "/x", "a/b/c": a path, and it does not exist
+    if not os.path.isdir(os.path.expanduser(path)) and not pooling:
+        raise ModelError(
+            f"Model {path!r} is not a folder here ({os.getcwd()}): check the path. For a hub id of a plain "
+            f"transformers model, pass --pooling ({', '.join(POOLING_METHODS)})."
+        )
+
+
 def position_limit(encoder: Encoder) -> int:
     """Longest input the model has position embeddings for (a longer batch crashes deep inside it)."""
     limits = [getattr(encoder.model.config, "max_position_embeddings", None), encoder.tokenizer.model_max_length]
@@ -206,6 +216,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         raise ConfigError(f"Model names must differ to compare models ({', '.join(names)}); pass --name once per --model.")
     poolings = per_model(args.pooling, count, "--pooling")
     prompts = per_model(args.prompt, count, "--prompt")
+    for path, pooling in zip(args.model, poolings, strict=True):
+        check_model_path(path, pooling)
     for option, least in (("batch_size", 1), ("logreg_max_iter", 1), ("max_train_samples", 0)):
         if getattr(args, option) < least:
             raise ConfigError(f"--{option} must be at least {least}.")

@@ -218,6 +218,17 @@ def subsample(data: SplitData, limit: int | None, seed: int) -> SplitData:
     return data.take(np.sort(np.random.default_rng(seed).choice(count, size=limit, replace=False)))
 
 
+def without_texts_of(train: SplitData, report: SplitData) -> tuple[SplitData, int]:
+    """``train`` minus the rows whose text is scored in ``report``, and how many were dropped.
+
+    A classifier fit on the very texts it is then scored on reports memory, not the embedding
+    (the bundled Banking77 validation file lies entirely inside its training file).
+    """
+    scored = set(report.texts[0])
+    keep = np.array([i for i, text in enumerate(train.texts[0]) if text not in scored], dtype=np.int64)
+    return train.take(keep), len(train.targets) - len(keep)
+
+
 def encode_unique(encode: Encode, texts: list[str], chunk_size: int = 2048, progress: bool = True) -> np.ndarray:
     """Encode texts (already unique) longest first, in chunks, into one float32 matrix in input order."""
     from tqdm.auto import tqdm
@@ -265,7 +276,8 @@ def evaluate(
     With split="validation" STS scores validation, pair classification picks and reports its
     threshold on validation, classification fits on train and reports on validation; tasks
     without that split are listed under "skipped". Classifiers train on at most
-    ``max_train_samples`` rows (a seeded subset, the same for every model; None: all).
+    ``max_train_samples`` rows (a seeded subset, the same for every model; None: all), never on
+    a row whose text is in the scored split.
     Returns {"split", "tasks": {name: scores}, "averages": {type: mean main score, "overall":
     mean over tasks}, "skipped", "n_texts", "encode_seconds"}.
     """
@@ -278,14 +290,16 @@ def evaluate(
             continue
         roles = plan_splits(task, split)
         data = {role: task.read(s) for role, s in roles.items()}
+        dropped = 0
         if "train" in data:
+            data["train"], dropped = without_texts_of(data["train"], data["report"])
             data["train"] = subsample(data["train"], max_train_samples, seed)
-        plans.append((task, roles, data))
+        plans.append((task, roles, data, dropped))
     if not plans:
         raise ConfigError(f"None of the tasks ({', '.join(t.name for t in tasks)}) declares a {split} file.")
 
     index: dict[str, int] = {}
-    for _, _, data in plans:
+    for _, _, data, _ in plans:
         for part in data.values():
             for column in part.texts:
                 for text in column:
@@ -298,7 +312,7 @@ def evaluate(
         return vectors[[index[t] for t in texts]]
 
     results = {}
-    for task, roles, data in plans:
+    for task, roles, data, dropped in plans:
         report = data["report"]
         if task.type == "sts":
             scores = metrics.sts_scores(metrics.cosine_rows(*map(embed, report.texts)), report.targets)
@@ -315,6 +329,7 @@ def evaluate(
                 solver=logreg_solver, C=logreg_C, max_iter=logreg_max_iter, seed=seed,
             )
             scores["train_rows"] = len(train.targets)
+            scores["train_rows_dropped"] = dropped  # training rows whose text is scored (held out)
         results[task.name] = {
             "type": task.type,
             "main_score": MAIN_SCORE[task.type],

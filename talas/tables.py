@@ -120,7 +120,8 @@ def read_delimited(path: str, text: str, delimiter: str) -> Table:
 
 def read_jsonl(path: str, text: str) -> Table:
     rows, lines, columns = [], [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # "\n" only: str.splitlines also splits on U+2028, U+0085 and others, which JSON allows raw inside strings.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

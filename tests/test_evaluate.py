@@ -246,7 +246,8 @@ def test_evaluate_encodes_each_unique_text_once_and_averages_main_scores(tmp_pat
     assert result["n_texts"] == len(expected)
     scores = result["tasks"]
     assert scores["my-pairs"]["tune_split"] == "validation" and scores["my-pairs"]["report_split"] == "test"
-    assert scores["my-intents"]["train_rows"] == len(PAIRS)
+    # two training texts ("my card payment…", "how do i reset my pin") are also test texts: held out
+    assert (scores["my-intents"]["train_rows"], scores["my-intents"]["train_rows_dropped"]) == (len(PAIRS) - 2, 2)
     main = {name: s[s["main_score"]] for name, s in scores.items()}
     assert result["averages"]["sts"] == pytest.approx(main["my-sts"])
     assert result["averages"]["overall"] == pytest.approx(np.mean(list(main.values())))
@@ -297,7 +298,21 @@ def test_eval_cli_runs_a_user_task_file_and_writes_json_and_markdown(tmp_path, t
     assert run["pooling"] == "mean" and run["kind"] == "transformers" and run["dim"] == 32
     assert run["max_length"] == 128  # the default 256 cut to the tiny model's position table
     assert set(run["results"]["tasks"]) == {"my-sts", "my-pairs", "my-intents"}
-    assert 0.0 <= run["results"]["tasks"]["my-pairs"]["accuracy"] <= 100.0
+    # pair classification recomputed from the model's own vectors: threshold from validation, accuracy on test
+    from talas.encoders import Encoder
+
+    encoder = Encoder.load(str(tiny_bert), "mean", 128)
+
+    def similarities(rows):
+        a, b = (torch.nn.functional.normalize(encoder.encode([r[i] for r in rows]), dim=-1) for i in (0, 1))
+        return (a * b).sum(-1).numpy()
+
+    validation, test = PAIRS[:6], PAIRS[2:]
+    threshold, _ = metrics.best_threshold(similarities(validation), np.array([r[2] == 0 for r in validation]))
+    predicted = similarities(test) >= threshold
+    pairs = run["results"]["tasks"]["my-pairs"]
+    assert pairs["threshold"] == pytest.approx(threshold, abs=1e-6)
+    assert pairs["accuracy"] == pytest.approx(100 * np.mean(predicted == np.array([r[2] == 0 for r in test])))
     assert report["settings"]["logreg_solver"] == "lbfgs" and "scikit-learn" in report["versions"]
     assert [t["positive_label"] for t in report["tasks"] if t["name"] == "my-pairs"] == ["0"]
     markdown = (out / "eval_results.md").read_text()
@@ -337,3 +352,29 @@ def test_eval_cli_prints_user_errors_and_returns_2(tmp_path, tiny_bert, capsys):
     assert "--name once per --model" in capsys.readouterr().err
     assert main(["--model", str(tiny_bert), "--pooling", "mean", "--max_length", "512", "--tasks", good]) == 2
     assert "pass at most 128" in capsys.readouterr().err
+
+
+def test_classifier_never_trains_on_the_texts_it_is_scored_on(tmp_path):
+    """The bundled Banking77 validation file lies inside its training file: those rows leave the training split."""
+    banking = load_tasks(None, ["Banking77"])
+    scored = set(banking[0].read("validation").texts[0])
+    train_texts = banking[0].read("train").texts[0]
+    held_out = sum(1 for text in train_texts if text not in scored)
+    assert held_out <= len(train_texts) - 1000  # the overlap this guards against is really in the data
+    result = evaluate(BagOfWords(), banking, split="validation", max_train_samples=None, progress=False)
+    scores = result["tasks"]["Banking77"]
+    assert scores["train_rows"] == held_out and scores["train_rows_dropped"] == len(train_texts) - held_out
+    # the test split shares no text with train: nothing is dropped there
+    result = evaluate(BagOfWords(), banking, split="test", max_train_samples=10, progress=False)
+    assert result["tasks"]["Banking77"]["train_rows_dropped"] == 0
+
+
+def test_eval_on_a_missing_model_folder_says_it_does_not_exist(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    good = user_task_file(tmp_path)
+    for missing in ("runs/talas/model", "./student", "student"):
+        assert main(["--model", missing, "--tasks", good]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "Traceback" not in err, err
+        assert repr(missing) in err and "modules.json" not in err, err
+        assert "does not exist" in err or "is not a folder here" in err, err
