@@ -12,16 +12,32 @@ import re
 import shutil
 import sys
 
+import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 from talas import cli
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_stella import cached, stella_command  # noqa: E402, F401  (cached is a fixture)
-from test_train import seed_command, workdir, write_nli  # noqa: E402, F401  (workdir is a fixture)
+from test_stella import stella_command  # noqa: E402
+from test_train import seed_command, write_nli  # noqa: E402
 
 SAVE_ALL = ("--save_steps", "1", "--save_total_limit", "0", "--log_steps", "1")
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def cached(workdir, tiny_qwen3):
+    """NLI data and its Stella teacher cache (cache/c.safetensors, as stella_command expects)."""
+    data = write_nli(workdir / "nli.csv")
+    assert cli.main(["cache", "--method", "stella", "--train_data_path", str(data), "--teacher_model_name", str(tiny_qwen3),
+                     "--max_length", "32", "--cache_path", "cache/c.safetensors", "--device", "cpu"]) == 0
+    return data
 
 
 def perturb_checkpoint(folder: str) -> str:

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Claim-mutation check: `python scripts/mutation_check.py` (CI runs it after the test suite, in .ci/run).
+
+Each mutation is a small source edit that breaks one claim of README.md or BENCHMARKS.md the way a
+real bug would. The check copies the package and its tests to a temporary folder, applies one
+mutation at a time, runs only the tests named for it (pytest -x -q, two mutations at a time), and
+exits non-zero if any mutation survives (its tests still pass), if a mutation's old text is not in
+its file exactly once (so the list cannot rot silently when the code changes), or if the named tests
+fail on the unmutated copy.
+
+    python scripts/mutation_check.py                     # every mutation, then a table
+    python scripts/mutation_check.py --list              # names, claims, edits and tests
+    python scripts/mutation_check.py --only resume-ignored --only no-warmup
+
+Adding a mutation is one four-line entry in MUTATIONS: name and claim; file and old text; new text;
+the test node ids that must fail with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import py_compile
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# What the tests need from the checkout; data/ (12 MB, read-only in tests) is linked, not copied.
+COPIED = ("talas", "tests", "config", "scripts", "main.py", "pyproject.toml")
+LINKED = ("data",)
+TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    claim: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+M = Mutation
+RESUME = ("tests/test_resume.py::test_talas_resume_continues_from_the_checkpoint",
+          "tests/test_resume.py::test_stella_resume_mid_stage_continues_from_the_checkpoint")
+REEXPORT = ("tests/test_resume.py::test_stella_reexport_resumes_without_a_training_step",)
+KEY_CHANGE = "tests/test_cache.py::test_key_change_triggers_rebuild_with_the_new_setting"
+SCHEDULE = "tests/test_schedule.py::test_learning_rate_per_step"
+
+MUTATIONS = [
+    M("resume-ignored", "README: `--resume latest` continues a run from its newest checkpoint",
+      "talas/train.py", "saved = self.read_checkpoint([s.name for s in stages]) if cfg.resume else None",
+      "saved = None",
+      RESUME + REEXPORT),
+    M("resume-weights-not-loaded", "README: checkpoints are resumable (weights, optimiser, scheduler, RNG, position)",
+      "talas/train.py", 'method.load_state_dict(saved["model"])',
+      "None",
+      RESUME + REEXPORT),
+    M("cache-key-ignores-revision", "README: the cache key records the teacher's revision (a re-saved local folder)",
+      "talas/teacher.py", 'SETTINGS = ("teacher", "teacher_revision", ',
+      'SETTINGS = ("teacher", ',
+      ("tests/test_cache.py::test_resaved_teacher_at_the_same_path_triggers_rebuild",)),
+    M("cache-build-ignores-pooling", "README: the cache is keyed by teacher pooling (and built with it)",
+      "talas/teacher.py", "cfg.teacher_model_name, cfg.pooling_method, teacher_max_length(cfg), cfg.teacher_prompt,",
+      'cfg.teacher_model_name, "last_token", teacher_max_length(cfg), cfg.teacher_prompt,',
+      (f"{KEY_CHANGE}[change0-pooling]",)),
+    M("cache-build-ignores-max-length", "README: the cache is keyed by max_length (and built with it)",
+      "talas/teacher.py", "cfg.teacher_model_name, cfg.pooling_method, teacher_max_length(cfg), cfg.teacher_prompt,",
+      "cfg.teacher_model_name, cfg.pooling_method, 512, cfg.teacher_prompt,",
+      (f"{KEY_CHANGE}[change1-max_length]",)),
+    M("cache-build-ignores-prompt", "README: the cache is keyed by the teacher prompt (and built with it)",
+      "talas/teacher.py", "cfg.teacher_model_name, cfg.pooling_method, teacher_max_length(cfg), cfg.teacher_prompt,",
+      'cfg.teacher_model_name, cfg.pooling_method, teacher_max_length(cfg), "",',
+      (f"{KEY_CHANGE}[change2-prompt]",)),
+    M("bf16-cache-truncates", "README: bfloat16 caches (values rounded to nearest, not truncated)",
+      "talas/cache.py", "return vectors.to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)",
+      "return (vectors.float().view(torch.int32) >> 16).to(torch.int16).numpy().view(np.uint16)",
+      ("tests/test_cache.py::test_half_precision_caches[bfloat16]",)),
+    M("every-rank-embeds-every-chunk", "README: the cache build is sharded: each rank embeds its own chunks",
+      "talas/cache.py", "mine = [c for c in range(n_chunks) if c % world == rank and c not in done]",
+      "mine = [c for c in range(n_chunks) if c not in done]",
+      ("tests/test_multiprocess.py::test_two_cpu_processes_shard_the_cache_and_train",)),
+    M("seed-pt-unsafe-unpickling", "README: a seed-format .pt cache is read with torch.load(weights_only=True)",
+      "talas/legacy.py", 'torch.load(path, map_location="cpu", weights_only=True)',
+      'torch.load(path, map_location="cpu", weights_only=False)',
+      ("tests/test_cache.py::test_seed_format_pt_holding_a_pickled_object_is_refused_without_running_it",)),
+    M("grad-accum-ignored", "README/config: --grad_accum_steps accumulates gradients over micro-batches",
+      "talas/train.py", "boundary = (offset + 1) % accum == 0 or offset + 1 == stop",
+      "boundary = True",
+      ("tests/test_schedule.py::test_accumulating_two_batches_of_2_equals_one_batch_of_4",)),
+    M("no-warmup", "train.py/README: AdamW with linear warm-up (--warmup_ratio)",
+      "talas/train.py", "if step < warmup:",
+      "if False:",
+      (f"{SCHEDULE}[cosine]", f"{SCHEDULE}[constant]")),
+    M("no-decay", "train.py/README: cosine or linear decay after warm-up (--lr_scheduler)",
+      "talas/train.py", 'return 0.5 * (1.0 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0 - progress',
+      "return 1.0",
+      (f"{SCHEDULE}[cosine]", f"{SCHEDULE}[linear]")),
+    M("jsonl-splitlines", "README: .jsonl training and task files (a valid JSON line loads)",
+      "talas/tables.py", 'enumerate(text.split("\\n"), start=1)',
+      "enumerate(text.splitlines(), start=1)",
+      ("tests/test_tables.py::test_jsonl_strings_may_hold_unicode_line_separators",)),
+    M("classifier-trains-on-scored-texts", "docs/evaluation.md: nothing is tuned on the split it is scored on",
+      "talas/evaluate.py", 'data["train"], dropped = without_texts_of(data["train"], data["report"])',
+      "dropped = 0",
+      ("tests/test_evaluate.py::test_classifier_never_trains_on_the_texts_it_is_scored_on",)),
+    M("pair-threshold-tuned-on-test", "docs/evaluation.md: the pair threshold is chosen on validation, applied to test",
+      "talas/evaluate.py", 'metrics.cosine_rows(*map(embed, tune.texts)), tune.targets,',
+      'metrics.cosine_rows(*map(embed, report.texts)), report.targets,',
+      ("tests/test_evaluate.py::test_eval_cli_runs_a_user_task_file_and_writes_json_and_markdown",)),
+    M("eval-missing-folder-unchecked", "README: bad input gives one clear message (talas eval on a missing folder)",
+      "talas/eval_cli.py", "        check_model_path(path, pooling)\n",
+      "",
+      ("tests/test_evaluate.py::test_eval_on_a_missing_model_folder_says_it_does_not_exist",)),
+]
+
+
+def prepare(folder: str) -> None:
+    """A copy of the checkout's code and tests in ``folder`` (bytecode caches and build output left out)."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+    for name in COPIED:
+        source = os.path.join(ROOT, name)
+        if os.path.isdir(source):
+            shutil.copytree(source, os.path.join(folder, name), ignore=ignore)
+        elif os.path.exists(source):
+            shutil.copy2(source, os.path.join(folder, name))
+    for name in LINKED:
+        if os.path.exists(os.path.join(ROOT, name)):
+            os.symlink(os.path.join(ROOT, name), os.path.join(folder, name))
+
+
+def check_edit(mutation: Mutation) -> str | None:
+    """Why ``mutation`` cannot be applied to the checkout (None when its old text occurs exactly once)."""
+    path = os.path.join(ROOT, mutation.file)
+    if not os.path.isfile(path):
+        return f"{mutation.file} does not exist"
+    count = open(path, encoding="utf-8").read().count(mutation.old)
+    return None if count == 1 else f"old text found {count} times in {mutation.file} (must be exactly once)"
+
+
+def apply(folder: str, mutation: Mutation) -> None:
+    path = os.path.join(folder, mutation.file)
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text.replace(mutation.old, mutation.new, 1))
+    # A mutation that does not even compile would be "killed" by any test: that proves nothing.
+    py_compile.compile(path, doraise=True)
+
+
+def environment(folder: str) -> dict[str, str]:
+    # PYTHONPATH puts the copy ahead of the editable install of the checkout (a meta-path hook that
+    # comes after the path search); subprocesses the tests start (torchrun, main.py) inherit it.
+    return {**os.environ, "PYTHONPATH": folder, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def run_tests(mutation: Mutation | None, tests: tuple[str, ...]) -> tuple[str, float, str]:
+    """(outcome, seconds, output tail). Outcome: killed / survived / passed / failed / error: why."""
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="talas-mutation-") as folder:
+        prepare(folder)
+        if mutation is not None:
+            try:
+                apply(folder, mutation)
+            except py_compile.PyCompileError as exc:
+                return f"error: the mutated {mutation.file} does not compile ({exc.msg.strip()[:120]})", 0.0, ""
+        else:
+            probe = subprocess.run([sys.executable, "-c", "import talas; print(talas.__file__)"], cwd=folder,
+                                   env=environment(folder), capture_output=True, text=True)
+            if not probe.stdout.startswith(folder):
+                return f"error: the copy imports talas from {probe.stdout.strip() or probe.stderr[-200:]}", 0.0, ""
+        command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+        try:
+            result = subprocess.run(command, cwd=folder, env=environment(folder), capture_output=True, text=True,
+                                    timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return ("killed (timeout)" if mutation else "error: timeout"), time.perf_counter() - began, ""
+    seconds = time.perf_counter() - began
+    tail = (result.stdout + result.stderr)[-3000:]
+    # pytest: 0 all passed, 1 some test failed; 2-5 interrupted, internal error, usage error
+    # (e.g. a node id that no longer exists), nothing collected: the check itself is broken.
+    if result.returncode in (0, 1):
+        failed = result.returncode == 1
+        if mutation is None:
+            return ("failed" if failed else "passed"), seconds, tail
+        return ("killed" if failed else "survived"), seconds, tail
+    return f"error: pytest exit status {result.returncode}", seconds, tail
+
+
+def short(node: str) -> str:
+    return node.split("::", 1)[-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Apply each claim mutation to a copy and check its tests catch it.")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--only", action="append", metavar="NAME", help="run only this mutation (repeatable)")
+    parser.add_argument("--jobs", type=int, default=2, help="mutations run at once (default 2)")
+    args = parser.parse_args(argv)
+
+    names = [m.name for m in MUTATIONS]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        print(f"error: duplicate mutation names: {', '.join(sorted(duplicates))}", file=sys.stderr)
+        return 2
+    unknown = [n for n in args.only or () if n not in names]
+    if unknown:
+        print(f"error: unknown mutation(s) {', '.join(unknown)}; known: {', '.join(names)}", file=sys.stderr)
+        return 2
+    chosen = [m for m in MUTATIONS if not args.only or m.name in args.only]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name}\n  claim: {m.claim}\n  edit:  {m.file}: {m.old!r} -> {m.new!r}\n  tests: {', '.join(m.tests)}")
+        return 0
+
+    rotten = [(m, why) for m in chosen if (why := check_edit(m))]
+    for m, why in rotten:
+        print(f"error: mutation {m.name}: {why}; update its entry in {os.path.relpath(__file__, ROOT)}.", file=sys.stderr)
+    runnable = [m for m in chosen if m not in dict(rotten)]
+    baseline_tests = tuple(dict.fromkeys(t for m in runnable for t in m.tests))
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        baseline = pool.submit(run_tests, None, baseline_tests) if baseline_tests else None
+        futures = [(m, pool.submit(run_tests, m, m.tests)) for m in runnable]
+        results = [(m, f.result()) for m, f in futures]
+    total = time.perf_counter() - began
+
+    print("| claim | mutation | tests | result | seconds |")
+    print("|---|---|---|---|---:|")
+    for m, (outcome, seconds, _) in results:
+        print(f"| {m.claim} | {m.name}: `{m.file}` | {', '.join(short(t) for t in m.tests)} | {outcome} | {seconds:.0f} |")
+    for m, why in rotten:
+        print(f"| {m.claim} | {m.name}: `{m.file}` | {', '.join(short(t) for t in m.tests)} | error: {why} | |")
+    bad = [(m, r) for m, r in results if not r[0].startswith("killed")]
+    if baseline is not None:
+        outcome, seconds, tail = baseline.result()
+        print(f"\nunmutated copy, all {len(baseline_tests)} named tests: {outcome} ({seconds:.0f} s)")
+        if outcome != "passed":
+            print(tail, file=sys.stderr)
+            print("error: the named tests do not pass without a mutation, so the kills above prove nothing.",
+                  file=sys.stderr)
+            bad.append((None, baseline.result()))
+    for m, (outcome, _, tail) in bad:
+        if m is not None:
+            print(f"\n--- {m.name}: {outcome}\n{tail}", file=sys.stderr)
+    killed = sum(1 for _, r in results if r[0].startswith("killed"))
+    print(f"\n{killed}/{len(chosen)} mutations killed in {total:.0f} s ({args.jobs} at a time)")
+    return 1 if bad or rotten else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
