@@ -2,17 +2,16 @@
 
     talas cache --train_data_path data/train/distill_texts_clean.csv --teacher_model_name <teacher>
 
-File format: a standard safetensors file (readable by ``safetensors.safe_open``) holding
-``embeddings`` [N, D] (F32, F16 or BF16), ``text_offsets`` [N+1] and ``texts_utf8`` (the texts
-themselves), with a manifest in the header metadata that keys the cache: teacher id and revision,
-pooling, normalisation, dtype, max_length, prompt, dim, count and a hash of the ordered texts.
-We read it with ``numpy.memmap`` at the tensor's offset, so opening costs one header read and a
-gather touches only the rows it needs.
-
-Building writes into a pre-allocated ``<path>.partial`` file chunk by chunk (length-sorted, so
-batches carry little padding) and records finished chunks in ``<path>.progress.rank<r>.json``;
-a killed build resumes at the first unfinished chunk, and ranks of a distributed run build
-disjoint chunks of the same file. Only a complete file is renamed to ``<path>``.
+The file format and the read side live in ``talas.cache_format`` (re-exported here); this module
+builds. A build holds a lock (``<path>.lock``, filelock: a second process building the same cache
+waits, then reuses the finished file) and writes into a pre-allocated ``<path>.partial`` chunk by
+chunk: chunk ``c`` is rows ``[c * chunk_size, (c + 1) * chunk_size)``, embedded in length-sorted
+batches. As each chunk completes, its CRC-32 is recorded in ``<path>.progress.rank<r>.json``; a
+killed build resumes at the unfinished chunks, and ranks of a distributed run build disjoint chunks
+of the same file. At the end the checksums go into the header, every chunk is verified against
+them, and only then is the file renamed to ``<path>``. A finished file whose chunks fail their
+checksums is turned back into a partial with its good chunks marked done, so only the bad chunks
+are embedded again.
 """
 
 from __future__ import annotations
@@ -20,187 +19,38 @@ from __future__ import annotations
 import errno
 import gc
 import glob
-import hashlib
 import json
 import os
-import struct
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 
+from talas.cache_format import (  # noqa: F401  (re-exported: the read side is imported from here)
+    DTYPES,
+    FORMAT,
+    PENDING,
+    CacheKey,
+    TeacherCache,
+    chunk_rows,
+    core_manifest,
+    crc_hex,
+    header_bytes,
+    open_cache,
+    read_header,
+    read_header_unchecked,
+    teacher_revision,
+    texts_fingerprint,
+    texts_region,
+    to_storage,
+)
 from talas.errors import CacheError
+from talas.faults import fault
 
-FORMAT = "talas-teacher-cache/1"
-DTYPES = {"float32": ("F32", np.float32, 4), "float16": ("F16", np.float16, 2), "bfloat16": ("BF16", np.uint16, 2)}
-
-
-@dataclass(frozen=True)
-class CacheKey:
-    """Everything that determines the cached vectors; a cache is valid only for an equal key."""
-
-    teacher: str
-    teacher_revision: str
-    pooling: str
-    normalize: bool
-    dtype: str
-    max_length: int
-    prompt: str
-    dim: int
-    count: int
-    texts_sha256: str
-
-
-def texts_fingerprint(texts: Sequence[str]) -> str:
-    """sha256 over the ordered texts, length-prefixed so that ["ab", "c"] != ["a", "bc"]."""
-    digest = hashlib.sha256()
-    for text in texts:
-        raw = text.encode("utf-8")
-        digest.update(struct.pack("<Q", len(raw)))
-        digest.update(raw)
-    return digest.hexdigest()
-
-
-def teacher_revision(name_or_path: str, config: object | None = None) -> str:
-    """The hub commit when known; for a local folder, a hash of its configs, tokenizer and weights.
-
-    Weight files are fingerprinted by size plus their first and last MiB, which changes whenever the
-    weights are re-saved after training, without reading gigabytes at every start.
-    """
-    if not os.path.isdir(name_or_path):
-        return str(getattr(config, "_commit_hash", None) or "unknown")
-    digest = hashlib.sha256()
-    for path in sorted(glob.glob(os.path.join(name_or_path, "*"))):
-        name = os.path.basename(path)
-        if not os.path.isfile(path) or name.startswith(".") or name.endswith((".md", ".txt")) and name != "vocab.txt":
-            continue
-        size = os.path.getsize(path)
-        digest.update(f"{name}:{size}".encode())
-        with open(path, "rb") as handle:
-            if name.endswith((".safetensors", ".bin", ".pt", ".gguf")) and size > 2 << 20:
-                digest.update(handle.read(1 << 20))
-                handle.seek(size - (1 << 20))
-                digest.update(handle.read(1 << 20))
-            else:
-                digest.update(handle.read())
-    return "local-" + digest.hexdigest()[:16]
-
-
-def key_differences(found: dict, expected: CacheKey) -> list[str]:
-    """Human-readable list of the key fields that differ ('field: cached → now')."""
-    out = []
-    for name, want in asdict(expected).items():
-        have = found.get(name)
-        if have != want:
-            if name == "texts_sha256":
-                out.append("training texts changed (different rows or order)")
-            else:
-                out.append(f"{name}: {have!r} → {want!r}")
-    return out
-
-
-class TeacherCache:
-    """Read side of a cache: memory-mapped vectors, the manifest, and (lazily) the texts."""
-
-    def __init__(self, path: str, manifest: dict, vectors: np.ndarray, dtype: str, texts_loader: Callable[[], list[str]]):
-        self.path = path
-        self.manifest = manifest
-        self.vectors = vectors
-        self.dtype = dtype
-        self._texts_loader = texts_loader
-        self._texts: list[str] | None = None
-
-    @property
-    def count(self) -> int:
-        return int(self.vectors.shape[0])
-
-    @property
-    def dim(self) -> int:
-        return int(self.vectors.shape[1])
-
-    def texts(self) -> list[str]:
-        if self._texts is None:
-            self._texts = self._texts_loader()
-        return self._texts
-
-    def rows_for(self, texts: Sequence[str]) -> np.ndarray:
-        """Cache row of each text (-1 where absent). Identity when the ordered texts are the cache's."""
-        if len(texts) == self.count and texts_fingerprint(texts) == self.manifest.get("texts_sha256"):
-            return np.arange(self.count, dtype=np.int64)
-        index = {t: i for i, t in enumerate(self.texts())}
-        return np.fromiter((index.get(t, -1) for t in texts), dtype=np.int64, count=len(texts))
-
-    def gather(self, rows: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """float32 [len(rows), D] for the given rows; reads only those rows from disk."""
-        rows = np.asarray(rows, dtype=np.int64)
-        # numpy fancy indexing on a memmap is fastest on sorted indices; undo the sort afterwards.
-        order = np.argsort(rows, kind="stable")
-        block = np.empty((len(rows), self.dim), dtype=self.vectors.dtype)
-        block[order] = self.vectors[rows[order]]
-        out = torch.from_numpy(block)
-        out = out.view(torch.bfloat16).float() if self.dtype == "bfloat16" else out.float()
-        if not torch.isfinite(out).all():
-            raise CacheError(
-                f"Teacher cache {self.path} holds NaN or infinite values; the file is corrupted. "
-                "Delete it and rerun to rebuild it."
-            )
-        return out
-
-
-# ----------------------------------------------------------------------------- on-disk format
-
-
-def header_bytes(manifest: dict, count: int, dim: int, dtype: str, text_bytes: int) -> tuple[bytes, dict]:
-    code, _, width = DTYPES[dtype]
-    emb = count * dim * width
-    offsets = (count + 1) * 8
-    tensors = {
-        "embeddings": {"dtype": code, "shape": [count, dim], "data_offsets": [0, emb]},
-        "text_offsets": {"dtype": "I64", "shape": [count + 1], "data_offsets": [emb, emb + offsets]},
-        "texts_utf8": {"dtype": "U8", "shape": [text_bytes], "data_offsets": [emb + offsets, emb + offsets + text_bytes]},
-    }
-    header = json.dumps({**tensors, "__metadata__": {"talas": json.dumps(manifest)}}).encode()
-    header += b" " * (-len(header) % 8)  # safetensors aligns the data section to 8 bytes
-    return struct.pack("<Q", len(header)) + header, tensors
-
-
-def read_header(path: str) -> tuple[dict, dict, int]:
-    """(tensors, manifest, data_start) of a cache file; CacheError for anything malformed."""
-    fix = "Delete it and rerun to rebuild it."
-    try:
-        size = os.path.getsize(path)
-        tensors, manifest, start = read_header_unchecked(path)
-        length = start - 8
-        end = max(t["data_offsets"][1] for t in tensors.values())
-    except (OSError, ValueError, KeyError, TypeError, struct.error) as exc:
-        raise CacheError(f"Teacher cache {path} is not a readable TALAS cache ({exc}). {fix}") from None
-    if manifest.get("format") != FORMAT:
-        raise CacheError(f"Teacher cache {path} has format {manifest.get('format')!r}, expected {FORMAT!r}. {fix}")
-    if size != 8 + length + end:
-        raise CacheError(f"Teacher cache {path} is truncated or corrupted: {size} bytes on disk, {8 + length + end} expected. {fix}")
-    return tensors, manifest, 8 + length
-
-
-def open_cache(path: str) -> TeacherCache:
-    tensors, manifest, start = read_header(path)
-    dtype = manifest["dtype"]
-    emb = tensors["embeddings"]
-    vectors = np.memmap(path, dtype=DTYPES[dtype][1], mode="r", offset=start + emb["data_offsets"][0], shape=tuple(emb["shape"]))
-
-    def load_texts() -> list[str]:
-        offs = tensors["text_offsets"]
-        offsets = np.memmap(path, dtype=np.int64, mode="r", offset=start + offs["data_offsets"][0], shape=tuple(offs["shape"]))
-        with open(path, "rb") as handle:
-            handle.seek(start + tensors["texts_utf8"]["data_offsets"][0])
-            raw = handle.read(int(offsets[-1]))
-        return [raw[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(len(offsets) - 1)]
-
-    return TeacherCache(path, manifest, vectors, dtype, load_texts)
-
-
-# ----------------------------------------------------------------------------- building
+KEY_FIELDS = tuple(CacheKey.__dataclass_fields__)
 
 
 def dist_info() -> tuple[int, int]:
@@ -214,6 +64,15 @@ def barrier() -> None:
         torch.distributed.barrier()
 
 
+def from_rank0(value):
+    """Rank 0's ``value`` on every rank (rank 0 alone reads the shared files and decides)."""
+    if dist_info()[1] == 1:
+        return value
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def write_json_atomic(path: str, value: object) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as handle:
@@ -225,19 +84,49 @@ def write_json_atomic(path: str, value: object) -> None:
 
 def disk_error(exc: OSError, path: str, needed: int) -> CacheError:
     if exc.errno == errno.ENOSPC:
+        size = f" (it needs {needed / 2**20:.1f} MiB)" if needed else ""
         return CacheError(
-            f"Out of disk space writing the teacher cache {path} (it needs {needed / 2**20:.1f} MiB). Free space or "
-            "pass --cache_path on another disk; finished chunks are kept and the build resumes where it stopped."
+            f"Out of disk space writing the teacher cache {path}{size}. Free space or pass --cache_path on "
+            "another disk; finished chunks are kept and the build resumes where it stopped."
         )
-    return CacheError(f"Cannot write the teacher cache {path}: {exc.strerror or exc}.")
+    return CacheError(f"Cannot write the teacher cache {path}: {exc.strerror or exc}. Pass a --cache_path in a folder you can write.")
 
 
-def allocate(partial: str, manifest: dict, texts: Sequence[str], dim: int, dtype: str) -> None:
+def prepare_folder(path: str) -> None:
+    """Create the cache's folder, or say in one line why a cache cannot be written at ``path``."""
+    if os.path.isdir(path):
+        raise CacheError(
+            f"--cache_path {path!r} is a folder; pass a file path inside it, e.g. "
+            f"{os.path.join(path, 'teacher_train.safetensors')} (caches of other data or teachers are kept beside it)."
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CacheError(
+            f"--cache_path {path!r} lies under a regular file, not a folder. Pass a --cache_path in a folder."
+        ) from None
+    except OSError as exc:
+        raise disk_error(exc, path, 0) from None
+    if not os.access(folder, os.W_OK):
+        raise CacheError(f"Cannot write the teacher cache folder {folder} (permission denied). Pass a --cache_path in a folder you can write.")
+
+
+def new_manifest(key: CacheKey, chunk_size: int, texts: Sequence[str]) -> dict:
+    offsets, raw = texts_region(texts)
+    n_chunks = -(-len(texts) // chunk_size)
+    return {"format": FORMAT, **asdict(key), "chunk_size": chunk_size, "texts_crc32": crc_hex(offsets.tobytes() + raw),
+            "chunk_crc32": [PENDING] * n_chunks}
+
+
+def key_of(manifest: dict) -> dict:
+    return {name: manifest.get(name) for name in KEY_FIELDS}
+
+
+def allocate(partial: str, manifest: dict, texts: Sequence[str]) -> None:
     """Create the full-size file up front so a full disk fails now, not after hours of encoding."""
-    encoded = [t.encode("utf-8") for t in texts]
-    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    head, tensors = header_bytes(manifest, len(texts), dim, dtype, int(offsets[-1]))
+    offsets, raw = texts_region(texts)
+    head, tensors = header_bytes(manifest, len(texts), manifest["dim"], manifest["dtype"], len(raw))
     total = len(head) + tensors["texts_utf8"]["data_offsets"][1]
     try:
         with open(partial, "wb") as handle:
@@ -247,9 +136,197 @@ def allocate(partial: str, manifest: dict, texts: Sequence[str], dim: int, dtype
             handle.write(head)
             handle.seek(len(head) + tensors["text_offsets"]["data_offsets"][0])
             handle.write(offsets.tobytes())
-            handle.write(b"".join(encoded))
+            handle.write(raw)
     except OSError as exc:
+        # A half-allocated file would later be taken for another build's claim; leave nothing.
+        if os.path.exists(partial):
+            os.remove(partial)
         raise disk_error(exc, partial, total) from None
+
+
+def progress_files(path: str) -> list[str]:
+    return glob.glob(glob.escape(path) + ".progress.rank*.json")
+
+
+def completed_chunks(path: str, manifest: dict) -> dict[int, str]:
+    """{chunk: crc} finished by earlier (killed) builds of this manifest, across all ranks."""
+    partial = path + ".partial"
+    try:
+        if core_manifest(read_header_unchecked(partial)[1]) != core_manifest(manifest):
+            return {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    done: dict[int, str] = {}
+    for progress_file in progress_files(path):
+        try:
+            with open(progress_file, encoding="utf-8") as handle:
+                record = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        if record.get("manifest") == core_manifest(manifest):
+            done.update({int(c): crc for c, crc in record["done"].items()})
+    return done
+
+
+def own_progress(path: str, rank: int, manifest: dict) -> dict[int, str]:
+    try:
+        with open(f"{path}.progress.rank{rank}.json", encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return {int(c): crc for c, crc in record["done"].items()} if record.get("manifest") == core_manifest(manifest) else {}
+
+
+def record_done(path: str, rank: int, manifest: dict, done: dict[int, str]) -> None:
+    write_json_atomic(f"{path}.progress.rank{rank}.json", {"manifest": core_manifest(manifest), "done": done})
+
+
+def plan(path: str, texts: Sequence[str], key: CacheKey, chunk_size: int, log: Callable[[str], None]) -> list[int] | None:
+    """Rank 0, under the lock: None when a valid ``path`` exists, else the chunks still to embed."""
+    manifest, demoted = new_manifest(key, chunk_size, texts), False
+    if os.path.exists(path):
+        final = open_cache(path)
+        if key_of(final.manifest) != asdict(key):
+            raise CacheError(f"{path} holds a teacher cache for another key; it is kept. Build this one at another path.")
+        bad = final.verify()
+        if not bad:
+            return None
+        # Demote: the good chunks count as done, the file becomes the partial, the bad chunks are redone.
+        manifest = {**final.manifest, "chunk_crc32": [PENDING] * final.n_chunks}
+        good = {c: crc for c, crc in enumerate(final.manifest["chunk_crc32"]) if c not in bad}
+        for stale in progress_files(path):
+            os.remove(stale)
+        record_done(path, 0, manifest, good)
+        os.replace(path, path + ".partial")
+        demoted = True
+        if -1 in bad:
+            rewrite_texts(path + ".partial", texts)
+    done = completed_chunks(path, manifest)
+    if not same_partial(path, manifest):
+        for stale in progress_files(path):
+            os.remove(stale)
+        allocate(path + ".partial", manifest, texts)
+    elif done and not demoted:
+        # Chunks of a partial can be damaged while no build runs; trust only those that still verify.
+        partial = open_partial(path, manifest)
+        done = {c: crc for c, crc in done.items() if partial.chunk_crc(c) == crc}
+    if done:  # one record from here on, whatever the number of ranks that wrote the old ones
+        record_done(path, 0, manifest, done)
+        for other in progress_files(path):
+            if not other.endswith(".rank0.json"):
+                os.remove(other)
+    n_chunks = len(manifest["chunk_crc32"])
+    if done:
+        log(f"Resuming the teacher cache build: {len(done)}/{n_chunks} chunks already done.")
+    return [c for c in range(n_chunks) if c not in done]
+
+
+def same_partial(path: str, manifest: dict) -> bool:
+    try:
+        return core_manifest(read_header_unchecked(path + ".partial")[1]) == core_manifest(manifest)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def open_partial(path: str, manifest: dict) -> TeacherCache:
+    cache = open_cache_unchecked(path + ".partial")
+    cache.manifest = manifest
+    return cache
+
+
+def open_cache_unchecked(partial: str) -> TeacherCache:
+    tensors, manifest, start = read_header_unchecked(partial)
+    emb = tensors["embeddings"]
+    vectors = np.memmap(partial, dtype=DTYPES[manifest["dtype"]][1], mode="r", offset=start, shape=tuple(emb["shape"]))
+    return TeacherCache(partial, manifest, vectors, manifest["dtype"], lambda: [], start, tensors)
+
+
+def rewrite_texts(partial: str, texts: Sequence[str]) -> None:
+    tensors, _, start = read_header_unchecked(partial)
+    offsets, raw = texts_region(texts)
+    with open(partial, "r+b") as handle:
+        handle.seek(start + tensors["text_offsets"]["data_offsets"][0])
+        handle.write(offsets.tobytes() + raw)
+
+
+def embed_chunks(path: str, texts: Sequence[str], key: CacheKey, manifest: dict, mine: list[int], teacher, batch_size: int,
+                 progress: bool) -> tuple[int, int]:
+    """Embed ``mine`` into the partial file; returns (texts, teacher batches) for the log."""
+    from tqdm.auto import tqdm
+
+    rank = dist_info()[0]
+    partial = path + ".partial"
+    chunk_size = manifest["chunk_size"]
+    _, _, start = read_header_unchecked(partial)
+    out = np.memmap(partial, dtype=DTYPES[key.dtype][1], mode="r+", offset=start, shape=(len(texts), key.dim))
+    done = own_progress(path, rank, manifest)
+    total = sum(last - first for first, last in (chunk_rows(c, chunk_size, len(texts)) for c in mine))
+    bar = tqdm(total=total, desc="Caching teacher", unit="text", disable=not progress, dynamic_ncols=True)
+    began, batches = time.perf_counter(), 0
+    with torch.inference_mode():
+        for chunk in mine:
+            first, last = chunk_rows(chunk, chunk_size, len(texts))
+            ids = teacher.token_ids(texts[first:last])
+            # Longest first within the chunk: batches of similar length carry little padding.
+            order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+            block = np.empty((last - first, key.dim), dtype=DTYPES[key.dtype][1])
+            for b in range(0, len(order), batch_size):
+                idx = order[b : b + batch_size]
+                feats = {k: v.to(teacher.device) for k, v in teacher.pad([ids[i] for i in idx]).items()}
+                vecs = teacher(feats).float()
+                if key.normalize:
+                    vecs = torch.nn.functional.normalize(vecs, dim=-1)
+                block[idx] = to_storage(vecs.cpu(), key.dtype)
+                batches += 1
+                bar.update(len(idx))
+                bar.set_postfix(texts_per_s=f"{bar.n / max(time.perf_counter() - began, 1e-9):.0f}")
+            half = (last - first) // 2
+            try:
+                out[first : first + half] = block[:half]
+                out.flush()
+                fault("cache_chunk_write", chunk)  # a kill here leaves a half-written, unrecorded chunk
+                out[first + half : last] = block[half:]
+                out.flush()
+            except OSError as exc:
+                raise disk_error(exc, partial, 0) from None
+            done[chunk] = crc_hex(block)
+            record_done(path, rank, manifest, done)
+            fault("cache_chunk_done", chunk)
+    bar.close()
+    del out
+    return total, batches
+
+
+def finalize(path: str, texts: Sequence[str], manifest: dict) -> None:
+    """Rank 0: write the checksums into the header, verify every chunk against them, rename."""
+    partial = path + ".partial"
+    done = completed_chunks(path, manifest)
+    n_chunks = len(manifest["chunk_crc32"])
+    missing = sorted(set(range(n_chunks)) - set(done))
+    if missing:
+        raise CacheError(f"Teacher cache build incomplete: chunks {missing[:5]} were not written (a rank failed?). Rerun to resume.")
+    final = {**manifest, "chunk_crc32": [done[c] for c in range(n_chunks)]}
+    offsets, raw = texts_region(texts)
+    head, _ = header_bytes(final, len(texts), manifest["dim"], manifest["dtype"], len(raw))
+    try:
+        with open(partial, "r+b") as handle:
+            handle.write(head)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        raise disk_error(exc, partial, 0) from None
+    bad = open_cache(partial).verify()
+    if bad:
+        record_done(path, 0, manifest, {c: crc for c, crc in done.items() if c not in bad})
+        for other in progress_files(path):
+            if not other.endswith(".rank0.json"):
+                os.remove(other)
+        raise CacheError(f"Teacher cache {partial}: chunks {bad} changed on disk after they were written (a failing disk?). "
+                         "Rerun to embed them again.")
+    fault("cache_finalize")
+    os.replace(partial, path)
+    for progress_file in progress_files(path):
+        os.remove(progress_file)
 
 
 def build_cache(
@@ -264,107 +341,44 @@ def build_cache(
 ) -> TeacherCache:
     """Embed ``texts`` with the teacher from ``load_teacher()`` and write the cache at ``path``.
 
-    Resumes a matching ``<path>.partial``; the teacher is loaded only if work remains and is
-    freed (with its accelerator memory) before returning.
+    Resumes a matching ``<path>.partial`` and repairs a finished file whose chunks fail their
+    checksums; the teacher is loaded only if work remains and is freed before returning.
     """
-    from tqdm.auto import tqdm
-
     rank, world = dist_info()
-    partial = path + ".partial"
-    manifest = {"format": FORMAT, **asdict(key), "chunk_size": chunk_size}
-    done = completed_chunks(path, manifest)
-    if rank == 0 and not done:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        for stale in glob.glob(path + ".progress.rank*.json"):
-            os.remove(stale)
-        allocate(partial, manifest, texts, key.dim, key.dtype)
-    barrier()
-    n_chunks = -(-len(texts) // chunk_size)
-    mine = [c for c in range(n_chunks) if c % world == rank and c not in done]
-    if done and rank == 0:
-        log(f"Resuming the teacher cache build: {len(done)}/{n_chunks} chunks already done.")
-    if mine:
-        teacher = load_teacher()
-        _, np_dtype, _ = DTYPES[key.dtype]
-        _, _, start = read_header_unchecked(partial)
-        out = np.memmap(partial, dtype=np_dtype, mode="r+", offset=start, shape=(len(texts), key.dim))
-        ids = teacher.token_ids(texts)
-        order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
-        my_done = sorted(done)
-        bar = tqdm(total=sum(len(order[c * chunk_size : (c + 1) * chunk_size]) for c in mine), desc="Caching teacher",
-                   unit="text", disable=not progress, dynamic_ncols=True)
-        began = time.perf_counter()
-        with torch.inference_mode():
-            for chunk in mine:
-                positions = order[chunk * chunk_size : (chunk + 1) * chunk_size]
-                for b in range(0, len(positions), batch_size):
-                    idx = positions[b : b + batch_size]
-                    feats = {k: v.to(teacher.device) for k, v in teacher.pad([ids[i] for i in idx]).items()}
-                    vecs = teacher(feats).float()
-                    if key.normalize:
-                        vecs = torch.nn.functional.normalize(vecs, dim=-1)
-                    rows = np.asarray(idx)
-                    sort = np.argsort(rows)
-                    out[rows[sort]] = to_storage(vecs.cpu()[torch.from_numpy(sort)], key.dtype)
-                    bar.update(len(idx))
-                    bar.set_postfix(texts_per_s=f"{bar.n / max(time.perf_counter() - began, 1e-9):.0f}")
-                try:
-                    out.flush()
-                except OSError as exc:
-                    raise disk_error(exc, partial, 0) from None
-                my_done.append(chunk)
-                write_json_atomic(f"{path}.progress.rank{rank}.json", {"manifest": manifest, "done": my_done})
-        bar.close()
-        del out, teacher
-        free_memory()
-    barrier()
+    prepare_folder(path)
+    lock, waited = FileLock(path + ".lock"), False
     if rank == 0:
-        missing = set(range(n_chunks)) - completed_chunks(path, manifest)
-        if missing:
-            raise CacheError(f"Teacher cache build incomplete: chunks {sorted(missing)[:5]} missing. Rerun to resume.")
-        os.replace(partial, path)
-        for progress_file in glob.glob(path + ".progress.rank*.json"):
-            os.remove(progress_file)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log(f"Another process is building the teacher cache {path}; waiting for it to finish (lock {path}.lock).")
+            lock.acquire()
+            waited = True
+    try:
+        todo = from_rank0(plan(path, texts, key, chunk_size, log) if rank == 0 else None)
+        if todo is not None:
+            manifest = from_rank0(read_header_unchecked(path + ".partial")[1] if rank == 0 else None)
+            barrier()
+            mine = todo[rank::world]
+            embedded, batches = 0, 0
+            if mine:
+                teacher = load_teacher()
+                embedded, batches = embed_chunks(path, texts, key, manifest, mine, teacher, batch_size, progress)
+                del teacher
+                free_memory()
+            # Every rank reports its own share (training logs on rank 0 only, hence print on the others).
+            (log if rank == 0 else print)(
+                f"rank {rank}/{world}: embedded chunks {mine} ({embedded:,} texts, {batches} teacher batches)")
+            barrier()
+            if rank == 0:
+                finalize(path, texts, {**manifest, "chunk_crc32": [PENDING] * len(manifest["chunk_crc32"])})
+        elif waited:
+            log(f"The other process finished the teacher cache {path}; reusing it.")
+    finally:
+        if rank == 0:
+            lock.release()
     barrier()
     return open_cache(path)
-
-
-def read_header_unchecked(path: str) -> tuple[dict, dict, int]:
-    """(tensors, manifest, data_start) as the header states them; read_header also checks them."""
-    with open(path, "rb") as handle:
-        (length,) = struct.unpack("<Q", handle.read(8))
-        if length > min(os.path.getsize(path) - 8, 100 << 20):
-            raise ValueError("header length out of range")
-        header = json.loads(handle.read(length))
-    manifest = json.loads(header.pop("__metadata__")["talas"])
-    return header, manifest, 8 + length
-
-
-def completed_chunks(path: str, manifest: dict) -> set[int]:
-    """Chunks finished by an earlier (killed) build with the same manifest, across all ranks."""
-    if not os.path.exists(path + ".partial"):
-        return set()
-    try:
-        if read_header_unchecked(path + ".partial")[1] != manifest:
-            return set()
-    except (OSError, ValueError, KeyError, struct.error):
-        return set()
-    done: set[int] = set()
-    for progress_file in glob.glob(path + ".progress.rank*.json"):
-        try:
-            with open(progress_file, encoding="utf-8") as handle:
-                record = json.load(handle)
-        except (OSError, ValueError):
-            continue
-        if record.get("manifest") == manifest:
-            done.update(record["done"])
-    return done
-
-
-def to_storage(vectors: torch.Tensor, dtype: str) -> np.ndarray:
-    if dtype == "bfloat16":
-        return vectors.to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
-    return vectors.to(torch.float16 if dtype == "float16" else torch.float32).numpy()
 
 
 def free_memory() -> None:
@@ -373,14 +387,20 @@ def free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def write_cache(path: str, manifest: dict, texts: Sequence[str], vectors: torch.Tensor) -> TeacherCache:
-    """Write an in-memory [N, D] array as a complete cache (used to convert seed-format caches)."""
+def write_cache(path: str, manifest: dict, texts: Sequence[str], vectors: torch.Tensor, chunk_size: int = 4096) -> TeacherCache:
+    """Write an in-memory [N, D] array as a complete cache (converted seed caches, benchmarks, tests)."""
+    prepare_folder(path)
+    stored = to_storage(vectors, manifest["dtype"])
+    n_chunks = -(-len(texts) // chunk_size)
+    offsets, raw = texts_region(texts)
+    full = {**manifest, "format": FORMAT, "dim": int(vectors.shape[1]), "chunk_size": chunk_size,
+            "texts_crc32": crc_hex(offsets.tobytes() + raw),
+            "chunk_crc32": [crc_hex(np.ascontiguousarray(stored[c * chunk_size : (c + 1) * chunk_size])) for c in range(n_chunks)]}
     partial = path + ".partial"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    allocate(partial, manifest, texts, vectors.shape[1], manifest["dtype"])
+    allocate(partial, full, texts)
     _, _, start = read_header_unchecked(partial)
-    out = np.memmap(partial, dtype=DTYPES[manifest["dtype"]][1], mode="r+", offset=start, shape=tuple(vectors.shape))
-    out[:] = to_storage(vectors, manifest["dtype"])
+    out = np.memmap(partial, dtype=stored.dtype, mode="r+", offset=start, shape=stored.shape)
+    out[:] = stored
     out.flush()
     del out
     os.replace(partial, path)

@@ -16,7 +16,18 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from talas.cache import CacheKey, TeacherCache, build_cache, open_cache, teacher_revision, texts_fingerprint
+from talas.cache import (
+    CacheKey,
+    TeacherCache,
+    build_cache,
+    dist_info,
+    from_rank0,
+    open_cache,
+    prepare_folder,
+    teacher_revision,
+    texts_fingerprint,
+)
+from talas.cache_store import claim_target, describe_bad, normalize_model_id, store_files
 from talas.encoders import Encoder, load_config, resolve_model_path
 from talas.errors import CacheError
 from talas.legacy import is_legacy_path, read_legacy
@@ -54,7 +65,7 @@ def cache_key(cfg, texts: Sequence[str]) -> CacheKey:
     """The key the cache must have for this config and these texts (reads the teacher's config only)."""
     config = load_config(cfg.teacher_model_name)
     return CacheKey(
-        teacher=cfg.teacher_model_name,
+        teacher=normalize_model_id(cfg.teacher_model_name),
         teacher_revision=teacher_revision(resolve_model_path(cfg.teacher_model_name), config),
         pooling=cfg.pooling_method,
         normalize=bool(cfg.normalize_cache),
@@ -77,13 +88,17 @@ def check_cache(cache: TeacherCache, key: CacheKey, texts: Sequence[str], anchor
     """(problems, rows): why the cache cannot serve these texts, and each text's cache row (-1 = absent)."""
     legacy = cache.manifest.get("coverage") == "anchors"
     expected = asdict(key)
+    found = {**cache.manifest, "teacher": normalize_model_id(str(cache.manifest.get("teacher")))}
     problems = [
-        f"{name}: {cache.manifest.get(name)!r} → {expected[name]!r}"
+        f"{name}: {found.get(name)!r} → {expected[name]!r}"
         for name in (LEGACY_SETTINGS if legacy else SETTINGS)
-        if cache.manifest.get(name) != expected[name]
+        if found.get(name) != expected[name]
     ]
     if problems:
         return problems, np.empty(0, dtype=np.int64)
+    exact = cache.manifest.get("texts_sha256") == key.texts_sha256
+    if not legacy and not exact and cache.texts_crc() != cache.manifest.get("texts_crc32"):
+        return ["its stored texts fail their checksum (the file is corrupted)"], np.empty(0, dtype=np.int64)
     rows = cache.rows_for(texts)
     if legacy:  # the seed cached anchors only; other texts simply get no KD target
         anchor_set = set(anchors)
@@ -96,35 +111,69 @@ def check_cache(cache: TeacherCache, key: CacheKey, texts: Sequence[str], anchor
     return problems, rows
 
 
+def build_with(cfg, path: str, texts: Sequence[str], key: CacheKey, log: Callable[[str], None], chunk_size: int) -> TeacherCache:
+    device = pick_device(cfg.device)
+    cache = build_cache(path, texts, key, lambda: load_teacher(cfg, device), batch_size=cfg.cache_batch_size,
+                        chunk_size=chunk_size, log=log)
+    return cache
+
+
+def checked(cfg, cache: TeacherCache, key: CacheKey, texts: Sequence[str], log: Callable[[str], None]) -> TeacherCache:
+    """The cache after its open check; chunks that fail their checksum are rebuilt (or fail under --strict_cache)."""
+    bad, n_checked = cache.open_check()
+    if n_checked < cache.n_chunks:
+        log(f"Checked {n_checked} of {cache.n_chunks} chunk checksums of {cache.path} (a random sample: the cache is "
+            "large); `talas cache --verify` checks all.")
+    if not bad:
+        return cache
+    message = f"Teacher cache {cache.path}: {describe_bad(cache.manifest, cache.count, bad)} fail their checksum (the file changed after it was built)."
+    if cfg.strict_cache:
+        raise CacheError(message + " Pass --strict_cache false to rebuild only those from the teacher, or delete the file.")
+    log(message + " Rebuilding only those from the teacher.")
+    exact = cache.manifest["texts_sha256"] == key.texts_sha256
+    own_key = CacheKey(**{name: cache.manifest[name] for name in CacheKey.__dataclass_fields__})
+    return build_with(cfg, cache.path, texts if exact else cache.texts(), own_key, log, int(cache.manifest["chunk_size"]))
+
+
 def ensure_cache(cfg, texts: Sequence[str], anchors: Sequence[str], log: Callable[[str], None] = print) -> tuple[TeacherCache, np.ndarray]:
-    """Return a valid cache for ``texts`` and the cache row of each text, building it if needed."""
+    """Return a valid cache for ``texts`` and the cache row of each text, building it if needed.
+
+    Looks at a seed-format ``.pt`` at --cache_path, then every cache of the store (the exact path
+    first); a new cache never replaces one of another key, it goes beside it under a keyed name.
+    """
     key = cache_key(cfg, texts)
+    path = cache_file(cfg)
+    if os.path.isdir(path):
+        prepare_folder(path)  # says that a folder was given
     candidates = []
     if is_legacy_path(cfg.cache_path) and os.path.exists(cfg.cache_path):
         candidates.append(("seed-format cache", lambda: read_legacy(cfg.cache_path, anchors)))
-    path = cache_file(cfg)
-    if os.path.exists(path):
-        candidates.append(("cache", lambda: open_cache(path)))
+    candidates += [("cache", lambda file=file: open_cache(file)) for file in store_files(path)]
+    mismatches = []
     for label, opener in candidates:
         cache = opener()
         problems, rows = check_cache(cache, key, texts, anchors)
         if not problems:
+            if label == "cache":
+                cache = checked(cfg, cache, key, texts, log)
             log(f"Found valid teacher {label} at {cache.path} ({cache.count} embeddings, dim {cache.dim}); the teacher is not loaded.")
             if cache.manifest.get("coverage") == "anchors":
                 log("  The seed format records no texts or max_length; its rows are matched to examples by position, KD applies to anchors only.")
             return cache, rows
-        message = f"Teacher {label} at {cache.path} does not match this run: " + "; ".join(problems) + "."
+        mismatches.append(f"Teacher {label} at {cache.path} does not match this run: " + "; ".join(problems) + ".")
+    if mismatches:
+        others = f" ({len(mismatches) - 1} other cache(s) beside it do not match either.)" if len(mismatches) > 1 else ""
         if cfg.strict_cache:
-            raise CacheError(message + " Pass --strict_cache false to rebuild it, or point --cache_path elsewhere.")
-        log(message + " Rebuilding.")
-    if not candidates:
+            raise CacheError(mismatches[0] + others + " Pass --strict_cache false to build the right one beside it "
+                             "(nothing is overwritten), or point --cache_path elsewhere.")
+    else:
         log(f"Cache not found at {path}. Pre-computing teacher embeddings...")
+    target = from_rank0(claim_target(path, key, texts, cfg.cache_chunk_size) if dist_info()[0] == 0 else None)
+    if mismatches:
+        kept = " (the existing cache is kept)" if target != path else ""
+        log(mismatches[0] + others + f" Rebuilding into {target}{kept}.")
+    cache = build_with(cfg, target, texts, key, log, cfg.cache_chunk_size)
     device = pick_device(cfg.device)
-    cache = build_cache(
-        path, texts, key, lambda: load_teacher(cfg, device), batch_size=cfg.cache_batch_size,
-        chunk_size=cfg.cache_chunk_size, log=log,
-    )
-    log(f"Cached {cache.count} teacher embeddings to {path}")
+    log(f"Cached {cache.count} teacher embeddings to {target}")
     log(f"Teacher model freed from {'GPU ' if device.type == 'cuda' else ''}memory")
     return cache, cache.rows_for(texts)
-
