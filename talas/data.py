@@ -34,6 +34,7 @@ skips and counts such rows (`TrainingData.skipped`). The whole file is read and 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -108,6 +109,8 @@ def load_training_data(
     """Read a training file (format detected or named by the column options, see the module docstring)."""
     if max_samples is not None and max_samples < 1:
         raise ConfigError(f"max_samples must be a positive number of rows, got {max_samples}.")
+    if os.path.isdir(path):
+        raise DataError(f"Data file {path!r} is a directory; pass one .csv, .tsv or .jsonl file inside it.")
     table = read_table(path, keep_bad_bytes=True)
     flags = {
         "text": text_column,

@@ -93,6 +93,28 @@ def load_config(name_or_path: str):
         raise ModelError(f"Cannot read the model config of {name_or_path!r}: {first_line(exc)}") from exc
 
 
+def check_model_folder(name_or_path: str, flag: str) -> tuple[Any, int | None]:
+    """Fail now, naming the folder and what is missing, if it cannot load as a model (before any cache
+    is built); return its config and the most tokens it accepts (None: no limit known). Reads the
+    config and the tokenizer only, never the weights."""
+    path = resolve_model_path(name_or_path)
+    if os.path.isdir(path):
+        files = os.listdir(path)
+        hint = "Pass the folder that save_pretrained wrote (config.json, tokenizer files, weights)."
+        if "config.json" not in files:
+            raise ModelError(f"{flag} {name_or_path!r} is not a model folder: it has no config.json. {hint}")
+        if not any(f.endswith((".safetensors", ".bin")) for f in files):
+            raise ModelError(f"{flag} {name_or_path!r} has no weights (no *.safetensors or *.bin file). {hint}")
+    config = load_config(name_or_path)
+    try:
+        tokenizer = load_tokenizer(name_or_path)
+    except Exception as exc:  # tokenizer files fail in many ways (OSError, ValueError, conversion errors)
+        raise ModelError(f"{flag} {name_or_path!r}: its tokenizer cannot be loaded ({first_line(exc)}).") from None
+    # RoBERTa-style models reserve positions for padding, so the tokenizer's limit can be the lower one.
+    limits = [n for n in (getattr(config, "max_position_embeddings", None), tokenizer.model_max_length) if n and n < 10**9]
+    return config, min(limits) if limits else None
+
+
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

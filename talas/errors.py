@@ -19,3 +19,7 @@ class CacheError(TalasError):
 
 class ModelError(TalasError):
     """A model or tokenizer that cannot be loaded or does not fit the requested use."""
+
+
+class TrainingError(TalasError):
+    """Training that cannot go on: a non-finite loss or gradient, or a checkpoint that cannot be written."""

@@ -12,30 +12,21 @@ import json
 import math
 import os
 import random
-import shutil
 import time
-from collections.abc import Sequence
 
 import torch
 
 from talas.batching import PairCollator, epoch_batches, example_lengths, to_device
-from talas.config import format_config, save_config
+from talas.checkpoint import RunFolder, list_checkpoints, set_rng_state
+from talas.config import check_options, format_config
 from talas.data import load_from_config
-from talas.encoders import Encoder, check_dropout, resolve_model_path, set_dropout
-from talas.errors import ConfigError
+from talas.encoders import Encoder, check_dropout, check_model_folder, set_dropout
+from talas.errors import ConfigError, TrainingError
+from talas.faults import fault, faulted
 from talas.methods import get_method
 from talas.methods.base import Stage
 from talas.provision import provide
-from talas.teacher import pick_device
-
-
-def keep_old_logs(save_dir: str) -> None:
-    """A fresh run starts fresh logs; an earlier run's logs are kept under a timestamped name."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for name in ("train_log.jsonl", "eval_log.jsonl"):
-        path = os.path.join(save_dir, name)
-        if os.path.exists(path):
-            os.replace(path, os.path.join(save_dir, f"{name[:-6]}.{stamp}.jsonl"))
+from talas.teacher import pick_device, teacher_max_length
 
 
 def lr_lambda(kind: str, warmup: int, total: int):
@@ -52,34 +43,11 @@ def lr_lambda(kind: str, warmup: int, total: int):
     return factor
 
 
-def rng_state() -> dict:
-    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def checkpoint_steps(folder: str) -> list[int]:
-    """Steps of the finished checkpoints in ``folder`` (an interrupted save leaves ``step-N.tmp``)."""
-    names = os.listdir(folder) if os.path.isdir(folder) else []
-    return sorted(int(d.split("-")[1]) for d in names if d.startswith("step-") and not d.endswith(".tmp"))
-
-
-def latest_checkpoint(save_dir: str, stage_names: Sequence[str] = ("",)) -> str:
-    """The newest checkpoint of the latest stage that has one (stages run in the order given)."""
-    for name in reversed(stage_names):
-        folder = os.path.join(save_dir, "checkpoints", name)
-        steps = checkpoint_steps(folder)
-        if steps:
-            return os.path.join(folder, f"step-{steps[-1]}")
-    raise ConfigError(f"--resume latest: no checkpoint found under {os.path.join(save_dir, 'checkpoints')}. Train without --resume first.")
+def check_length(flag: str, value: int, limit: int | None, model: str) -> None:
+    """Refuse (rather than clamp) a token budget above the model's position limit: a clamped run would
+    record and cache a max_length it never used."""
+    if limit is not None and value > limit:
+        raise ConfigError(f"{flag} {value} is more than {model!r} accepts ({limit} tokens, its position limit). Pass {flag} {limit} or less.")
 
 
 class Trainer:
@@ -94,17 +62,16 @@ class Trainer:
 
     def run(self) -> str:
         cfg, acc = self.cfg, self.acc
+        # Everything that can be wrong with the options, folder, data and models fails before the
+        # teacher cache (which may take hours) is built.
+        check_options(cfg)  # resolve_config checked the command line; this covers configs built in code
         method_cls = get_method(cfg.method)
-        for name in (cfg.student_model_name, cfg.teacher_model_name):
-            resolve_model_path(name)  # a mistyped local path fails now, not after caching
         method_cls.validate(cfg)
+        self.folder = RunFolder(cfg, acc, self.log)
+        self.folder.claim()
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
-        if acc.is_main_process:
-            self.log("Resolved configuration:\n" + format_config(cfg))
-            save_config(cfg, cfg.save_dir)
-            if not cfg.resume:
-                keep_old_logs(cfg.save_dir)
+        self.log("Resolved configuration:\n" + format_config(cfg))
 
         self.eval_tasks = None
         if cfg.eval_tasks:  # load now so a wrong task name fails before hours of training
@@ -117,6 +84,12 @@ class Trainer:
         data = load_from_config(cfg)
         if data.skipped:
             self.log(f"Warning: skipped {data.skipped} bad row(s) of {cfg.train_data_path} (--skip_bad_rows).")
+        _, limit = check_model_folder(cfg.student_model_name, "--student_model_name")
+        check_length("--max_length", cfg.max_length, limit, cfg.student_model_name)
+        if method_cls.uses_teacher(cfg):  # a student-only baseline never touches the teacher
+            _, limit = check_model_folder(cfg.teacher_model_name, "--teacher_model_name")
+            flag = "--teacher_max_length" if cfg.teacher_max_length else "--max_length"
+            check_length(flag, teacher_max_length(cfg), limit, cfg.teacher_model_name)
         if cfg.student_dropout != -1:  # checked before the teacher cache, which may take hours to build
             check_dropout(cfg.student_dropout)
             if cfg.student_dropout == 0 and data.kind == "single" and method_cls.needs_pairs(cfg):
@@ -124,6 +97,7 @@ class Trainer:
                     "--student_dropout 0 with single-text data makes both contrastive views of a text identical "
                     "(dropout is what tells them apart). Keep dropout for the task loss, or pass --w_task 0."
                 )
+        self.folder.match(data)  # a --resume with other settings or data fails before the cache is built
 
         needs = method_cls.teacher_needs(cfg)
         supply = provide(cfg, needs, data.unique_texts(), data.anchors, acc.device, log=self.log)
@@ -147,17 +121,27 @@ class Trainer:
                                teacher=supply.token_encoder, aligners=method_cls.aligners(cfg))
         self.lengths = example_lengths(data) if cfg.group_by_length else None
         per_epoch = len(epoch_batches(len(data), cfg.batch_size, cfg.seed, 0, acc.process_index, acc.num_processes, self.lengths))
+        if per_epoch == 0:
+            raise ConfigError(f"{cfg.train_data_path}: {len(data)} training example(s) cannot give each of the {acc.num_processes} processes a batch. Use more data or fewer processes.")
         self.log(f"Training samples: {len(data)}")
         self.log(f"Training batches: {per_epoch}" + (f" per process ({acc.num_processes} processes)" if acc.num_processes > 1 else ""))
+        if acc.process_index:
+            # Every rank built the same initial weights from --seed; from here each draws its own dropout
+            # masks (rank 0 keeps the single-process stream). The data order depends on --seed alone.
+            torch.manual_seed(cfg.seed + acc.process_index)
+            random.seed(cfg.seed + acc.process_index)
 
         stages = method.stages()
-        saved = self.read_checkpoint([s.name for s in stages]) if cfg.resume else None
+        self.folder.start()
+        saved = self.folder.load([s.name for s in stages]) if cfg.resume else None
         first = 0
         if saved is not None:
             method.load_state_dict(saved["model"])
+            self.best_score = saved.get("best_score", self.best_score)
             first = [s.name for s in stages].index(saved["state"].get("stage", ""))
         for index in range(first, len(stages)):
             stage = stages[index]
+            self.stage_index = index
             # Trainable set first: the optimiser and (under DDP) the wrapper take only parameters
             # that require grad, so both are rebuilt for every stage.
             method.start_stage(stage)
@@ -212,6 +196,7 @@ class Trainer:
                        disable=not acc.is_main_process, dynamic_ncols=True)
             sums: dict[str, float] = {}
             count = 0
+            bad_loss = None  # a non-finite loss seen since the last optimiser step
             for offset, batch in enumerate(bar, start=start):
                 batch = to_device(batch, acc.device)
                 supply.fill(batch)  # online teacher outputs, when the method declared any
@@ -219,19 +204,23 @@ class Trainer:
                 sync = contextlib.nullcontext() if boundary else acc.no_sync(model)
                 with sync, acc.autocast():
                     loss, metrics = model(batch)
+                    if faulted("nan_loss", state["step"] + 1):
+                        loss = loss * math.nan
                     acc.backward(loss / accum)
                 for key, value in metrics.items():
                     sums[key] = sums.get(key, 0.0) + float(value)
                 count += 1
+                if not math.isfinite(float(loss.detach())):
+                    bad_loss = float(loss.detach())
                 bar.set_postfix(avg_loss=f"{sums['loss'] / count:.4f}")
                 if not boundary:
                     continue
-                if cfg.max_grad_norm > 0:
-                    acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                self.check_finite(model, bad_loss, state, stage)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 state.update(step=state["step"] + 1, epoch=epoch, batch_in_epoch=offset + 1)
+                fault("train_step", state["step"])
                 if acc.is_main_process and (state["step"] % cfg.log_steps == 0 or state["step"] == total):
                     record = {**({"stage": stage.name} if stage.name else {}), "step": state["step"], "epoch": epoch + 1,
                               "lr": scheduler.get_last_lr()[0], **{k: float(v) for k, v in metrics.items()},
@@ -243,9 +232,39 @@ class Trainer:
             bar.close()
             if state["batch_in_epoch"] >= len(batches):
                 state.update(epoch=epoch + 1, batch_in_epoch=0)
+                # Validation first, so the checkpoint holds the best score it produced.
+                self.validate(model, epoch + 1, state["step"])
                 if not cfg.save_steps:
                     self.save_checkpoint(model, optimizer, scheduler, state)
-                self.validate(model, epoch + 1, state["step"])
+
+    def check_finite(self, model, bad_loss: float | None, state: dict, stage: Stage) -> None:
+        """Before the optimiser step: stop on a non-finite loss or gradient norm, so no weight ever takes it.
+
+        All processes decide together (one of them seeing a NaN must not leave the others waiting).
+        """
+        cfg, acc = self.cfg, self.acc
+        params = [p for p in model.parameters() if p.grad is not None]
+        if cfg.max_grad_norm > 0:
+            norm = float(acc.clip_grad_norm_(params, cfg.max_grad_norm))
+        else:  # under DDP the gradients are already averaged across processes: the local norm is the global one
+            norm = float(torch.nn.utils.get_total_norm([p.grad for p in params])) if params else 0.0
+        bad = bad_loss is not None or not math.isfinite(norm)
+        if acc.num_processes > 1:
+            bad = bool(acc.reduce(torch.tensor(float(bad), device=acc.device), "sum").item())
+        if not bad:
+            return
+        mine = [c.folder for c in list_checkpoints(cfg.save_dir) if c.record.get("run_id") == self.folder.run_id]
+        kept = f"the last checkpoint, {mine[-1]}, is kept (--resume latest continues from it)" if mine else "no checkpoint was written"
+        where = f"step {state['step'] + 1}" + (f" of {stage.name}" if stage.name else "")
+        if bad_loss is not None:
+            loss = f"loss {bad_loss}"
+        else:
+            loss = "loss finite" if not math.isfinite(norm) else "a non-finite loss on another process"
+        raise TrainingError(
+            f"Training stopped at {where}: {loss}, gradient norm {norm:g}. Likely causes: --learning_rate "
+            f"{stage.learning_rate:g} too high, --temperature {cfg.temperature:g} too small, or non-finite teacher vectors "
+            f"(a corrupted cache: delete it to rebuild). No weight took this step; {kept}; no model was exported."
+        )
 
     def validate(self, model, epoch: int, step: int) -> None:
         """Score --eval_tasks on their validation splits; keep the best student as best_model/."""
@@ -267,45 +286,17 @@ class Trainer:
             self.log(f"New best validation score; saved {os.path.join(self.cfg.save_dir, 'best_model')}")
 
     def save_checkpoint(self, model, optimizer, scheduler, state: dict) -> None:
-        """Everything needed to continue bit-for-bit: weights, optimiser, schedule, RNG, stage and data position."""
-        acc, cfg = self.acc, self.cfg
-        acc.wait_for_everyone()
-        if not acc.is_main_process:
-            return
-        root = os.path.join(cfg.save_dir, "checkpoints", state["stage"])
-        folder = os.path.join(root, f"step-{state['step']}")
-        tmp = folder + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        torch.save(
-            {"model": acc.unwrap_model(model).state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "rng": rng_state(), "state": dict(state)},
-            os.path.join(tmp, "training_state.pt"),
-        )
-        save_config(cfg, tmp)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-        if cfg.save_total_limit:
-            for old in checkpoint_steps(root)[: -cfg.save_total_limit]:
-                shutil.rmtree(os.path.join(root, f"step-{old}"), ignore_errors=True)
-
-    def read_checkpoint(self, stage_names: list[str]) -> dict:
-        cfg = self.cfg
-        folder = latest_checkpoint(cfg.save_dir, stage_names) if cfg.resume == "latest" else cfg.resume
-        path = os.path.join(folder, "training_state.pt")
-        if not os.path.isfile(path):
-            raise ConfigError(f"--resume {cfg.resume!r}: {path} does not exist. Pass a checkpoint folder or 'latest'.")
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        stage = saved["state"].get("stage", "")
-        if stage not in stage_names:
-            raise ConfigError(f"--resume {folder}: it was saved in stage {stage!r}, which this run does not have ({', '.join(map(repr, stage_names))}).")
-        self.log(f"Resumed from {folder} ({f'stage {stage}, ' if stage else ''}optimiser step {saved['state']['step']}).")
-        return saved
+        """Everything needed to continue bit-for-bit: weights, optimiser, schedule, RNG, stage, data position, best score."""
+        state_dict = self.acc.unwrap_model(model).state_dict() if self.acc.is_main_process else {}
+        self.folder.save(state_dict, optimizer, scheduler, state, self.stage_index, self.best_score)
 
     def finish(self, method) -> str:
         from talas.export import export_student
 
         acc, cfg = self.acc, self.cfg
+        bad = [name for name, t in method.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+        if bad:  # the loop's guard stops NaN steps; this catches anything else (e.g. a checkpoint edited by hand)
+            raise TrainingError(f"The trained weights hold non-finite values ({len(bad)} tensor(s), e.g. {bad[0]}); the student is not exported. Resume from an earlier checkpoint with a lower --learning_rate.")
         acc.wait_for_everyone()
         out = os.path.join(cfg.save_dir, "model")
         if acc.is_main_process:

@@ -213,9 +213,10 @@ def test_student_only_baseline_needs_no_teacher(workdir, tiny_bert, capsys):
 def test_fresh_run_keeps_the_previous_log(workdir, tiny_bert, tiny_qwen3):
     data = write_nli(workdir / "nli.csv")
     argv = seed_command(data, tiny_bert, tiny_qwen3, "run", "--max_steps", "1", "--log_steps", "1")
-    assert cli.main(argv) == 0 and cli.main(argv) == 0
+    assert cli.main(argv) == 0 and cli.main([*argv, "--overwrite"]) == 0  # without it, the folder is refused
     assert len(open("run/train_log.jsonl").readlines()) == 1
-    assert len([f for f in os.listdir("run") if f.startswith("train_log.")]) == 2
+    (replaced,) = os.listdir("run/replaced")  # the earlier run's outputs, moved aside with its log
+    assert len(open(f"run/replaced/{replaced}/train_log.jsonl").readlines()) == 1
 
 
 def test_cache_command_builds_and_converts(workdir, tiny_qwen3, capsys):

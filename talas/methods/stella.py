@@ -73,7 +73,7 @@ class StellaConfig(CacheConfig):
     stage1_steps: int = option(0, "Optimiser steps of stage 1 (0 = --max_steps).")
     stage2_steps: int = option(0, "Optimiser steps of stage 2 (0 = --max_steps).")
     stage3_steps: int = option(0, "Optimiser steps of stage 3 (0 = --max_steps).")
-    export_dim: int = option(0, "Width of the exported model: the first N FC outputs (0 = the teacher's width).")
+    export_dim: int = option(0, "Width of the exported model: the first N FC outputs (0 = the teacher's width).", at_least=0, bookkeeping=True)
 
 
 def check_dims(cfg: StellaConfig, teacher_dim: int) -> None:
