@@ -24,7 +24,7 @@ from dataclasses import asdict
 
 from filelock import FileLock, Timeout
 
-from talas.cache import allocate, key_of, new_manifest, prepare_folder, progress_files, same_partial
+from talas.cache import allocate, completed_chunks, key_of, new_manifest, prepare_folder, progress_files, same_partial
 from talas.cache_format import CacheKey, open_cache, read_header_unchecked
 from talas.errors import CacheError
 
@@ -86,14 +86,12 @@ def file_key(path: str) -> dict | None:
 
 
 def describe(path: str) -> dict:
-    row = {"file": path, "size_mb": os.path.getsize(path) / 2**20, "created": os.path.getmtime(path)}
+    row = {"file": path, "size": os.path.getsize(path), "created": os.path.getmtime(path)}
     try:
         _, manifest, _ = read_header_unchecked(path)
     except (OSError, ValueError, KeyError, TypeError):
         return {**row, "state": "unreadable"}
     if path.endswith(".partial"):
-        from talas.cache import completed_chunks
-
         done = completed_chunks(path.removesuffix(".partial"), manifest)
         state = f"partial {len(done)}/{len(manifest.get('chunk_crc32', []))}"
     else:
@@ -101,16 +99,26 @@ def describe(path: str) -> dict:
     return {**row, "state": state, **key_of(manifest)}
 
 
+def human_size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
 def format_listing(rows: list[dict]) -> str:
+    """One line per cache: file, state, size, created, rows x dim dtype, and the rest of its key."""
     if not rows:
         return "No teacher caches."
+    width = max(len(r["file"]) for r in rows)
     lines = []
     for r in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"]))
         what = "" if r["state"] == "unreadable" else (
-            f"{r['count']:>9,} x {r['dim']} {r['dtype']:<8}  teacher {r['teacher']} (rev {str(r['teacher_revision'])[:14]}, "
+            f"{r['count']:>9,} x {r['dim']:<5} {r['dtype']:<8}  teacher {r['teacher']} (rev {str(r['teacher_revision'])[:14]}, "
             f"{r['pooling']}, max_length {r['max_length']}, normalize {r['normalize']}, prompt {r['prompt']!r})")
-        lines.append(f"{r['file']}  {r['state']:<13} {r['size_mb']:9.1f} MiB  {when}  {what}".rstrip())
+        lines.append(f"{r['file']:<{width}}  {r['state']:<13} {human_size(r['size']):>10}  {when}  {what}".rstrip())
     return "\n".join(lines)
 
 
@@ -162,7 +170,7 @@ def prune(path: str, older_than: float | None, keep_newest: int | None, name: st
         if dry_run:
             log(f"Would delete {label}")
         else:
-            os.remove(r["file"])
+            os.remove(r["file"])  # its .lock file stays: deleting it could split a lock a new build just took
             if r["file"].endswith(".partial"):
                 for progress in progress_files(r["file"].removesuffix(".partial")):
                     os.remove(progress)
@@ -193,7 +201,7 @@ def verify_store(path: str, name: str | None, log: Callable[[str], None] = print
             log(f"FAILED {file}: {describe_bad(cache.manifest, cache.count, bad)} fail their checksum.")
             failures.append(file)
         else:
-            log(f"ok     {file}: {cache.n_chunks} chunks, {os.path.getsize(file) / 2**20:.1f} MiB checked in {seconds:.2f} s")
+            log(f"ok     {file}: {cache.n_chunks} chunks, {human_size(os.path.getsize(file))} checked in {seconds:.2f} s")
     if not files:
         log(f"No finished teacher caches beside {path}.")
     return failures

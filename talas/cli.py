@@ -14,11 +14,11 @@ import argparse
 import os
 import sys
 
-from talas.errors import TalasError
+from talas.errors import CacheError, TalasError
 
 COMMANDS = {
     "train": "Distil a teacher into a student (builds or reuses the teacher cache).",
-    "cache": "Build the teacher cache without training (or --convert a seed-format .pt cache).",
+    "cache": "Build the teacher cache without training; --list, --verify, --prune the stored caches; --convert a seed .pt.",
     "eval": "Score models on declared evaluation tasks (STS, pair classification, classification).",
 }
 
@@ -65,13 +65,52 @@ def cmd_train(argv: list[str]) -> int:
     return 0
 
 
+CACHE_FLAGS = (
+    (("--convert",), {"metavar": "PT_FILE", "help": "Convert this seed-format .pt cache (rows = the data's examples) and exit."}),
+    (("--list",), {"action": "store_true", "help": "List the teacher caches beside --cache_path (key, rows, size, created) and exit."}),
+    (("--verify",), {"action": "store_true", "help": "Check every chunk checksum of the caches beside --cache_path (or of --name) "
+                                                     "and exit; status 2 if one fails."}),
+    (("--prune",), {"action": "store_true", "help": "Delete the caches beside --cache_path chosen by --older_than, --keep_newest "
+                                                    "or --name; each one is named (--dry_run: only name them)."}),
+    (("--older_than",), {"type": float, "metavar": "DAYS", "help": "With --prune: caches (and partial builds) older than DAYS."}),
+    (("--keep_newest",), {"type": int, "metavar": "N", "help": "With --prune: all but the N newest finished caches of each teacher."}),
+    (("--name",), {"metavar": "FILE", "help": "With --prune or --verify: the cache file of that name (see --list)."}),
+    (("--dry_run",), {"action": "store_true", "help": "With --prune: say what would be deleted, delete nothing."}),
+)
+
+
 def cmd_cache(argv: list[str]) -> int:
+    from talas import cache_store
+    from talas.teacher import cache_file
+
+    cfg, extras = resolve(argv, "talas cache", CACHE_FLAGS)
+    path = cache_file(cfg)
+    if extras["list"]:
+        print(cache_store.format_listing([cache_store.describe(f) for f in cache_store.store_entries(path)]))
+        return 0
+    if extras["prune"]:
+        cache_store.prune(path, extras["older_than"], extras["keep_newest"], extras["name"], extras["dry_run"])
+        return 0
+    if extras["verify"]:
+        failed = cache_store.verify_store(path, extras["name"])
+        if failed:
+            raise CacheError(f"{len(failed)} teacher cache(s) failed the check: {', '.join(failed)}. Rerun training or "
+                             "`talas cache` with their data and teacher to rebuild only the bad chunks, or delete them "
+                             "(`talas cache --prune --name FILE`).")
+        return 0
+    return build(cfg, extras)
+
+
+def build(cfg, extras: dict) -> int:
     from talas.data import load_from_config
     from talas.legacy import convert_legacy
     from talas.teacher import cache_file, ensure_cache
 
-    convert = (("--convert",), {"metavar": "PT_FILE", "help": "Convert this seed-format .pt cache (rows = the data's examples) and exit."})
-    cfg, extras = resolve(argv, "talas cache", (convert,))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Under torchrun/accelerate launch: one process group, so ranks split the chunks as in training.
+        from accelerate import PartialState
+
+        PartialState(cpu=cfg.device == "cpu")
     data = load_from_config(cfg)
     if extras.get("convert"):
         out = cache_file(cfg) if os.path.abspath(cache_file(cfg)) != os.path.abspath(extras["convert"]) else extras["convert"] + ".safetensors"
@@ -79,7 +118,8 @@ def cmd_cache(argv: list[str]) -> int:
         print(f"Converted {cache.count} seed-format embeddings (dim {cache.dim}) to {out}")
         return 0
     cache, _ = ensure_cache(cfg, data.unique_texts(), data.anchors)
-    print(f"Teacher cache ready: {cache.path} ({cache.count} x {cache.dim}, {cache.dtype})")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"Teacher cache ready: {cache.path} ({cache.count} x {cache.dim}, {cache.dtype})")
     return 0
 
 

@@ -118,21 +118,21 @@ def build_with(cfg, path: str, texts: Sequence[str], key: CacheKey, log: Callabl
     return cache
 
 
-def checked(cfg, cache: TeacherCache, key: CacheKey, texts: Sequence[str], log: Callable[[str], None]) -> TeacherCache:
-    """The cache after its open check; chunks that fail their checksum are rebuilt (or fail under --strict_cache)."""
+def checked(cfg, cache: TeacherCache, key: CacheKey, texts: Sequence[str], log: Callable[[str], None]) -> tuple[TeacherCache, bool]:
+    """(cache, repaired) after the open check; chunks failing their checksum are rebuilt (or fail under --strict_cache)."""
     bad, n_checked = cache.open_check()
     if n_checked < cache.n_chunks:
         log(f"Checked {n_checked} of {cache.n_chunks} chunk checksums of {cache.path} (a random sample: the cache is "
             "large); `talas cache --verify` checks all.")
     if not bad:
-        return cache
+        return cache, False
     message = f"Teacher cache {cache.path}: {describe_bad(cache.manifest, cache.count, bad)} fail their checksum (the file changed after it was built)."
     if cfg.strict_cache:
         raise CacheError(message + " Pass --strict_cache false to rebuild only those from the teacher, or delete the file.")
     log(message + " Rebuilding only those from the teacher.")
     exact = cache.manifest["texts_sha256"] == key.texts_sha256
     own_key = CacheKey(**{name: cache.manifest[name] for name in CacheKey.__dataclass_fields__})
-    return build_with(cfg, cache.path, texts if exact else cache.texts(), own_key, log, int(cache.manifest["chunk_size"]))
+    return build_with(cfg, cache.path, texts if exact else cache.texts(), own_key, log, int(cache.manifest["chunk_size"])), True
 
 
 def ensure_cache(cfg, texts: Sequence[str], anchors: Sequence[str], log: Callable[[str], None] = print) -> tuple[TeacherCache, np.ndarray]:
@@ -154,9 +154,11 @@ def ensure_cache(cfg, texts: Sequence[str], anchors: Sequence[str], log: Callabl
         cache = opener()
         problems, rows = check_cache(cache, key, texts, anchors)
         if not problems:
-            if label == "cache":
-                cache = checked(cfg, cache, key, texts, log)
-            log(f"Found valid teacher {label} at {cache.path} ({cache.count} embeddings, dim {cache.dim}); the teacher is not loaded.")
+            cache, repaired = checked(cfg, cache, key, texts, log) if label == "cache" else (cache, False)
+            if repaired:
+                log(f"Repaired the teacher cache at {cache.path}; its other chunks were kept.")
+            else:
+                log(f"Found valid teacher {label} at {cache.path} ({cache.count} embeddings, dim {cache.dim}); the teacher is not loaded.")
             if cache.manifest.get("coverage") == "anchors":
                 log("  The seed format records no texts or max_length; its rows are matched to examples by position, KD applies to anchors only.")
             return cache, rows
