@@ -53,6 +53,25 @@ def test_edit_distance_known_values(a, b, d):
     assert edit_distance(b, a) == d
 
 
+def test_edit_distance_matches_the_plain_dynamic_programme():
+    def plain(a, b):
+        previous = list(range(len(b) + 1))
+        for i, ca in enumerate(a, 1):
+            current = [i]
+            for j, cb in enumerate(b, 1):
+                current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+            previous = current
+        return previous[-1]
+
+    rng = random.Random(5)
+    for _ in range(3000):
+        a, b = ("".join(rng.choice("abcé東🙂") for _ in range(rng.randint(0, n))) for n in (12, 12))
+        assert edit_distance(a, b) == plain(a, b), (a, b)
+    for _ in range(20):  # longer than a machine word: Python ints grow
+        a, b = ("".join(rng.choice("ab") for _ in range(rng.randint(60, 150))) for _ in range(2))
+        assert edit_distance(a, b) == plain(a, b)
+
+
 def test_wordpiece_view_takes_pieces_from_the_text():
     v = wordpiece()
     assert v.pieces == ("", "un", "bel", "ievable", "news", "!", "")
