@@ -378,3 +378,25 @@ def test_eval_on_a_missing_model_folder_says_it_does_not_exist(tmp_path, monkeyp
         assert err.startswith("error: ") and "Traceback" not in err, err
         assert repr(missing) in err and "modules.json" not in err, err
         assert "does not exist" in err or "is not a folder here" in err, err
+
+
+def test_pair_threshold_is_chosen_on_validation_and_applied_to_test(tmp_path):
+    """Texts are 2-d unit vectors at chosen angles, so each pair's cosine is set by hand (as in the metrics test
+    above): validation picks 0.225; tuning on test itself would pick 0.15 and score 75 instead of 50."""
+    vectors = {}
+
+    def pair(name, cosine, positive):
+        vectors[f"{name}-a"] = [1.0, 0.0]
+        vectors[f"{name}-b"] = [cosine, float(np.sqrt(1 - cosine**2))]
+        return [f"{name}-a", f"{name}-b", int(positive)]
+
+    header = ["s1", "s2", "label"]
+    write_csv(tmp_path / "v.csv", header, [pair(f"v{i}", c, p) for i, (c, p) in enumerate([(0.1, 0), (0.4, 0), (0.35, 1), (0.8, 1)])])
+    write_csv(tmp_path / "t.csv", header, [pair(f"t{i}", c, p) for i, (c, p) in enumerate([(0.2, 1), (0.3, 0), (0.5, 1), (0.1, 0)])])
+    (tmp_path / "tasks.yaml").write_text(
+        "tasks:\n  - name: p\n    type: pair_classification\n    files: {validation: v.csv, test: t.csv}\n"
+        "    text_columns: [s1, s2]\n    label_column: label\n    positive_label: 1\n", encoding="utf-8")
+    result = evaluate(lambda texts: np.array([vectors[t] for t in texts]), load_tasks(str(tmp_path / "tasks.yaml")),
+                      progress=False)
+    scores = result["tasks"]["p"]
+    assert scores["threshold"] == pytest.approx(0.225) and scores["accuracy"] == pytest.approx(50.0)
