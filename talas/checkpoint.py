@@ -108,7 +108,7 @@ def prepare_save_dir(path: str) -> None:
         parent = os.path.abspath(path)
         while parent != os.path.dirname(parent) and not os.path.exists(parent):
             parent = os.path.dirname(parent)
-        why = f"{parent!r} is a file, not a folder" if os.path.isfile(parent) else exc.strerror
+        why = f"{parent!r} is a file, not a folder" if os.path.isfile(parent) else f"{exc.strerror} (in {parent!r})"
         raise ConfigError(f"--save_dir {path!r} cannot be created: {why}. Choose a folder you can write to.") from None
     if not os.access(path, os.W_OK):
         raise ConfigError(f"--save_dir {path!r} is not writable. Choose a folder you can write to.")
