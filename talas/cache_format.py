@@ -194,7 +194,8 @@ class TeacherCache:
             return self.verify(), self.n_chunks
         # A fresh sample each run, so repeated runs cover the whole file; the last chunk is the one a
         # killed writer or a truncating copy damages first.
-        sample = sorted({self.n_chunks - 1, *random.sample(range(self.n_chunks), max(1, budget // per_chunk))})
+        others = random.sample(range(self.n_chunks - 1), min(self.n_chunks - 1, max(1, budget // per_chunk)))
+        sample = [*sorted(others), self.n_chunks - 1]
         return self.verify(sample), len(sample)
 
 
