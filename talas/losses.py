@@ -161,6 +161,17 @@ class _PairRankingHinge(torch.autograd.Function):
         return grad * slope, None, None, None
 
 
+def group_mean(groups: torch.Tensor, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average token states within aligned groups (the collator's packed alignments).
+
+    groups: [B, G, L] 0/1 membership of each padded position in each group; states: [B, L, D].
+    Returns (means [B, G, D], nonempty [B, G] bool); an empty group's mean is 0 and it is not
+    nonempty. Two batched matmuls, no Python loop over texts or groups.
+    """
+    groups = groups.to(states.dtype)
+    count = groups.sum(-1, keepdim=True)
+    return (groups @ states) / count.clamp(min=1), count[..., 0] > 0
+
 # ----------------------------------------------------------------------------- DSKD (talas/methods/dskd.py)
 
 

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from talas.encoders import pool
-from talas.losses import cosine_distance, info_nce, mask_duplicates, normalized_mse, normalized_mse_elementwise
+from talas.losses import (
+    cosine_distance,
+    group_mean,
+    info_nce,
+    mask_duplicates,
+    normalized_mse,
+    normalized_mse_elementwise,
+)
 
 
 def ce(logits_row, target):
@@ -129,3 +136,11 @@ def test_unknown_pooling_is_a_clear_error():
 
     with pytest.raises(ConfigError, match="cls, mean, last_token"):
         pool(HIDDEN, torch.ones(2, 4), "max")
+
+
+def test_group_mean_known_values_with_padding_and_empty_groups():
+    states = torch.tensor([[[1.0, 0.0], [3.0, 2.0], [100.0, 100.0]]])  # position 2 is padding
+    groups = torch.tensor([[[1, 1, 0], [0, 1, 0], [0, 0, 0]]], dtype=torch.float32)
+    means, nonempty = group_mean(groups, states)
+    assert torch.equal(means, torch.tensor([[[2.0, 1.0], [3.0, 2.0], [0.0, 0.0]]]))
+    assert nonempty.tolist() == [[True, True, False]]
