@@ -105,9 +105,10 @@ def prepare_save_dir(path: str) -> None:
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:
-        parent = os.path.abspath(path)
-        while parent != os.path.dirname(parent) and not os.path.exists(parent):
-            parent = os.path.dirname(parent)
+        parent = path  # the nearest part of the path that exists, as the user wrote it
+        while parent and not os.path.exists(parent):
+            parent = os.path.dirname(parent.rstrip("/\\"))
+        parent = parent or "."
         why = f"{parent!r} is a file, not a folder" if os.path.isfile(parent) else f"{exc.strerror} (in {parent!r})"
         raise ConfigError(f"--save_dir {path!r} cannot be created: {why}. Choose a folder you can write to.") from None
     if not os.access(path, os.W_OK):
