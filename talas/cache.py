@@ -390,6 +390,8 @@ def free_memory() -> None:
 def write_cache(path: str, manifest: dict, texts: Sequence[str], vectors: torch.Tensor, chunk_size: int = 4096) -> TeacherCache:
     """Write an in-memory [N, D] array as a complete cache (converted seed caches, benchmarks, tests)."""
     prepare_folder(path)
+    if os.path.exists(path):
+        raise CacheError(f"{path} already exists and is kept. Pass a --cache_path to a new file for this cache.")
     stored = to_storage(vectors, manifest["dtype"])
     n_chunks = -(-len(texts) // chunk_size)
     offsets, raw = texts_region(texts)

@@ -117,8 +117,9 @@ def build(cfg, extras: dict) -> int:
         cache = convert_legacy(extras["convert"], out, data.anchors)
         print(f"Converted {cache.count} seed-format embeddings (dim {cache.dim}) to {out}")
         return 0
-    cache, _ = ensure_cache(cfg, data.unique_texts(), data.anchors)
-    if int(os.environ.get("RANK", "0")) == 0:
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    cache, _ = ensure_cache(cfg, data.unique_texts(), data.anchors, log=print if main_process else lambda *_: None)
+    if main_process:
         print(f"Teacher cache ready: {cache.path} ({cache.count} x {cache.dim}, {cache.dtype})")
     return 0
 
