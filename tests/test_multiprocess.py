@@ -53,3 +53,8 @@ def test_two_cpu_processes_shard_the_cache_and_train(tmp_path, monkeypatch, tiny
     assert log[-1]["step"] == 5 and all(np.isfinite(entry["loss"]) for entry in log)
     assert "5 per process (2 processes)" in run.stdout
     assert os.path.exists("ddp/model/modules.json")
+    # Every rank's RNG is in the checkpoint, and the ranks were seeded apart (each draws its own dropout masks).
+    import torch
+
+    rng = [torch.load(f"ddp/checkpoints/step-5/rng-{rank}.pt", weights_only=True)["torch"] for rank in (0, 1)]
+    assert not torch.equal(rng[0], rng[1])
