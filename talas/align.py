@@ -410,12 +410,18 @@ def mined_pairs(student: TokenView, teacher: TokenView) -> list[tuple[int, int]]
         if where_s is None or where_t is None:
             where_s = [(a + 0.5) / len(s_pos) for a in range(len(s_pos))]
             where_t = [(b + 0.5) / len(t_pos) for b in range(len(t_pos))]
-        cols = range(len(t_pos))
-        best_t = [min(cols, key=lambda b, a=a: (dist[a][b], abs(where_s[a] - where_t[b]), b)) for a in range(len(s_pos))]
-        rows = range(len(s_pos))
-        best_s = [min(rows, key=lambda a, b=b: (dist[a][b], abs(where_s[a] - where_t[b]), a)) for b in cols]
+        columns = [list(col) for col in zip(*dist, strict=True)]
+        best_t = [_nearest_minimum(row, where_t, where_s[a]) for a, row in enumerate(dist)]
+        best_s = [_nearest_minimum(col, where_s, where_t[b]) for b, col in enumerate(columns)]
         pairs += [(s_pos[a], t_pos[b]) for a, b in enumerate(best_t) if best_s[b] == a]
     return sorted(pairs)
+
+
+def _nearest_minimum(distances: list[int], where: list[float], here: float) -> int:
+    """Index of the smallest distance; among equals the one nearest ``here``, then the first."""
+    low = min(distances)
+    ties = [k for k, d in enumerate(distances) if d == low]
+    return ties[0] if len(ties) == 1 else min(ties, key=lambda k: abs(where[k] - here))
 
 
 def _positions(view: TokenView, positions: list[int]) -> list[float] | None:
