@@ -34,7 +34,10 @@ class TalasConfig(CacheConfig):
         "mse", "Distillation loss on normalised vectors: mse (squared distance per vector), mse_elementwise (the seed's, 1/D of mse) or cosine (1 - cos).",
         ("mse", "mse_elementwise", "cosine"),
     )
-    export_projection: bool = option(True, "Export the projection to the teacher's width (when the widths differ) as a Dense module after pooling.")
+    export_projection: bool = option(
+        True, "Export the projection to the teacher's width (when the widths differ) as a Dense module after pooling.",
+        bookkeeping=True,  # shapes only the exported folder, not training: a resume may change it
+    )
     kd_both_sides: bool = option(True, "Distil every text of a pair (False: anchors only).")
 
 
