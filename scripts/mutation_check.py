@@ -121,8 +121,8 @@ MUTATIONS = [
 ]
 
 
-def prepare(folder: str) -> None:
-    """A copy of the checkout's code and tests in ``folder`` (bytecode caches and build output left out)."""
+def snapshot(folder: str) -> None:
+    """Copy the checkout's code and tests into ``folder`` once, so edits during the check do not leak in."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
     for name in COPIED:
         source = os.path.join(ROOT, name)
@@ -161,11 +161,15 @@ def environment(folder: str) -> dict[str, str]:
             "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def run_tests(mutation: Mutation | None, tests: tuple[str, ...]) -> tuple[str, float, str]:
-    """(outcome, seconds, output tail). Outcome: killed / survived / passed / failed / error: why."""
+def run_tests(source: str, mutation: Mutation | None, tests: tuple[str, ...]) -> tuple[str, float, str]:
+    """Run ``tests`` on a copy of the snapshot ``source`` with ``mutation`` applied (None: unmutated).
+
+    Returns (outcome, seconds, output tail); outcome: killed / survived / passed / failed / error: why.
+    """
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="talas-mutation-") as folder:
-        prepare(folder)
+    with tempfile.TemporaryDirectory(prefix="talas-mutation-") as parent:
+        folder = os.path.join(parent, "copy")
+        shutil.copytree(source, folder, symlinks=True)
         if mutation is not None:
             try:
                 apply(folder, mutation)
@@ -228,10 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     baseline_tests = () if args.skip_baseline else tuple(dict.fromkeys(t for m in runnable for t in m.tests))
 
     began = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        baseline = pool.submit(run_tests, None, baseline_tests) if baseline_tests else None
-        futures = [(m, pool.submit(run_tests, m, m.tests)) for m in runnable]
+    with tempfile.TemporaryDirectory(prefix="talas-snapshot-") as source, ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        snapshot(source)
+        baseline = pool.submit(run_tests, source, None, baseline_tests) if baseline_tests else None
+        futures = [(m, pool.submit(run_tests, source, m, m.tests)) for m in runnable]
         results = [(m, f.result()) for m, f in futures]
+        baseline_result = baseline.result() if baseline is not None else None
     total = time.perf_counter() - began
 
     print("| claim | mutation | tests | result | seconds |")
@@ -241,14 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     for m, why in rotten:
         print(f"| {m.claim} | {m.name}: `{m.file}` | {', '.join(short(t) for t in m.tests)} | error: {why} | |")
     bad = [(m, r) for m, r in results if not r[0].startswith("killed")]
-    if baseline is not None:
-        outcome, seconds, tail = baseline.result()
+    if baseline_result is not None:
+        outcome, seconds, tail = baseline_result
         print(f"\nunmutated copy, all {len(baseline_tests)} named tests: {outcome} ({seconds:.0f} s)")
         if outcome != "passed":
             print(tail, file=sys.stderr)
             print("error: the named tests do not pass without a mutation, so the kills above prove nothing.",
                   file=sys.stderr)
-            bad.append((None, baseline.result()))
+            bad.append((None, baseline_result))
     for m, (outcome, _, tail) in bad:
         if m is not None:
             print(f"\n--- {m.name}: {outcome}\n{tail}", file=sys.stderr)

@@ -1,11 +1,10 @@
 """Stella: its three losses on hand-computed values, the blockwise/subsampled ranking loss against
 the exact definition, every valid width list without NaN, clear errors, and three stages end to end
-from an existing cache (teacher never loaded) with export and mid-stage resume."""
+from an existing cache (teacher never loaded) with export (resume: tests/test_resume.py)."""
 
 import json
 import math
 import os
-import shutil
 import sys
 
 import pytest
@@ -245,20 +244,6 @@ def test_three_stages_from_the_cache_then_export(cached, tiny_bert, tiny_qwen3, 
     assert torch.allclose(got16, got[:, :16], atol=1e-5)  # a prefix of the full width, as trained
     truncated = SentenceTransformer("run/model", device="cpu", truncate_dim=16).encode(SENTENCES, convert_to_numpy=True)
     assert torch.allclose(torch.as_tensor(truncated), got16, atol=1e-5)
-
-
-def test_resume_mid_stage_matches_uninterrupted_run(cached, tiny_bert, tiny_qwen3):
-    args = ("--save_steps", "1", "--save_total_limit", "0")
-    assert cli.main(stella_command(cached, tiny_bert, tiny_qwen3, "full", *args)) == 0
-    # "Killed" after step 1 of stage 2: only stage 1's checkpoints and stage2/step-1 survive.
-    os.makedirs("resumed/checkpoints/stage2")
-    shutil.copytree("full/checkpoints/stage1", "resumed/checkpoints/stage1")
-    shutil.copytree("full/checkpoints/stage2/step-1", "resumed/checkpoints/stage2/step-1")
-    assert cli.main(stella_command(cached, tiny_bert, tiny_qwen3, "resumed", *args, "--resume", "latest")) == 0
-    full = torch.load("full/checkpoints/stage3/step-2/training_state.pt", weights_only=True)["model"]
-    resumed = torch.load("resumed/checkpoints/stage3/step-2/training_state.pt", weights_only=True)["model"]
-    for name in full:
-        assert torch.allclose(full[name], resumed[name], atol=1e-6), name
 
 
 def test_single_stage_full_finetune(cached, tiny_bert, tiny_qwen3):
