@@ -5,8 +5,8 @@
 The file format and the read side live in ``talas.cache_format`` (re-exported here); this module
 builds. A build holds a lock (``<path>.lock``, filelock: a second process building the same cache
 waits, then reuses the finished file) and writes into a pre-allocated ``<path>.partial`` chunk by
-chunk: chunk ``c`` is rows ``[c * chunk_size, (c + 1) * chunk_size)``, embedded in length-sorted
-batches. As each chunk completes, its CRC-32 is recorded in ``<path>.progress.rank<r>.json``; a
+chunk: chunks group texts of similar length (``cache_format.build_order``) and are embedded in
+batches sorted by token count. As each chunk completes, its CRC-32 is recorded in ``<path>.progress.rank<r>.json``; a
 killed build resumes at the unfinished chunks, and ranks of a distributed run build disjoint chunks
 of the same file. At the end the checksums go into the header, every chunk is verified against
 them, and only then is the file renamed to ``<path>``. A finished file whose chunks fail their
@@ -35,7 +35,8 @@ from talas.cache_format import (  # noqa: F401  (re-exported: the read side is i
     PENDING,
     CacheKey,
     TeacherCache,
-    chunk_rows,
+    build_order,
+    chunk_members,
     core_manifest,
     crc_hex,
     header_bytes,
@@ -189,6 +190,9 @@ def plan(path: str, texts: Sequence[str], key: CacheKey, chunk_size: int, log: C
         if key_of(final.manifest) != asdict(key):
             raise CacheError(f"{path} holds a teacher cache for another key; it is kept. Build this one at another path.")
         bad = final.verify()
+        if bad == [-1]:  # damaged texts: ours are the right ones (the key's hash matched), so write them back
+            rewrite_texts(path, texts)
+            bad = final.verify()
         if not bad:
             return None
         # Demote: the good chunks count as done, the file becomes the partial, the bad chunks are redone.
@@ -199,8 +203,6 @@ def plan(path: str, texts: Sequence[str], key: CacheKey, chunk_size: int, log: C
         record_done(path, 0, manifest, good)
         os.replace(path, path + ".partial")
         demoted = True
-        if -1 in bad:
-            rewrite_texts(path + ".partial", texts)
     done = completed_chunks(path, manifest)
     if not same_partial(path, manifest):
         for stale in progress_files(path):
@@ -208,8 +210,8 @@ def plan(path: str, texts: Sequence[str], key: CacheKey, chunk_size: int, log: C
         allocate(path + ".partial", manifest, texts)
     elif done and not demoted:
         # Chunks of a partial can be damaged while no build runs; trust only those that still verify.
-        partial = open_partial(path, manifest)
-        done = {c: crc for c, crc in done.items() if partial.chunk_crc(c) == crc}
+        on_disk = open_partial(path, manifest).chunk_crcs(sorted(done))
+        done = {c: crc for c, crc in done.items() if on_disk[c] == crc}
     if done:  # one record from here on, whatever the number of ranks that wrote the old ones
         record_done(path, 0, manifest, done)
         for other in progress_files(path):
@@ -241,10 +243,10 @@ def open_cache_unchecked(partial: str) -> TeacherCache:
     return TeacherCache(partial, manifest, vectors, manifest["dtype"], lambda: [], start, tensors)
 
 
-def rewrite_texts(partial: str, texts: Sequence[str]) -> None:
-    tensors, _, start = read_header_unchecked(partial)
+def rewrite_texts(path: str, texts: Sequence[str]) -> None:
+    tensors, _, start = read_header_unchecked(path)
     offsets, raw = texts_region(texts)
-    with open(partial, "r+b") as handle:
+    with open(path, "r+b") as handle:
         handle.seek(start + tensors["text_offsets"]["data_offsets"][0])
         handle.write(offsets.tobytes() + raw)
 
@@ -260,18 +262,20 @@ def embed_chunks(path: str, texts: Sequence[str], key: CacheKey, manifest: dict,
     _, _, start = read_header_unchecked(partial)
     out = np.memmap(partial, dtype=DTYPES[key.dtype][1], mode="r+", offset=start, shape=(len(texts), key.dim))
     done = own_progress(path, rank, manifest)
-    total = sum(last - first for first, last in (chunk_rows(c, chunk_size, len(texts)) for c in mine))
+    order = build_order(np.diff(texts_region(texts)[0]))
+    members = {c: chunk_members(order, c, chunk_size) for c in mine}
+    total = sum(len(rows) for rows in members.values())
     bar = tqdm(total=total, desc="Caching teacher", unit="text", disable=not progress, dynamic_ncols=True)
     began, batches = time.perf_counter(), 0
     with torch.inference_mode():
         for chunk in mine:
-            first, last = chunk_rows(chunk, chunk_size, len(texts))
-            ids = teacher.token_ids(texts[first:last])
-            # Longest first within the chunk: batches of similar length carry little padding.
-            order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-            block = np.empty((last - first, key.dim), dtype=DTYPES[key.dtype][1])
-            for b in range(0, len(order), batch_size):
-                idx = order[b : b + batch_size]
+            rows = members[chunk]
+            ids = teacher.token_ids([texts[i] for i in rows])
+            # Longest first by tokens within the chunk: batches of similar length carry little padding.
+            by_length = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+            block = np.empty((len(rows), key.dim), dtype=DTYPES[key.dtype][1])
+            for b in range(0, len(by_length), batch_size):
+                idx = by_length[b : b + batch_size]
                 feats = {k: v.to(teacher.device) for k, v in teacher.pad([ids[i] for i in idx]).items()}
                 vecs = teacher(feats).float()
                 if key.normalize:
@@ -280,16 +284,16 @@ def embed_chunks(path: str, texts: Sequence[str], key: CacheKey, manifest: dict,
                 batches += 1
                 bar.update(len(idx))
                 bar.set_postfix(texts_per_s=f"{bar.n / max(time.perf_counter() - began, 1e-9):.0f}")
-            half = (last - first) // 2
+            half = len(rows) // 2
             try:
-                out[first : first + half] = block[:half]
+                out[rows[:half]] = block[:half]
                 out.flush()
                 fault("cache_chunk_write", chunk)  # a kill here leaves a half-written, unrecorded chunk
-                out[first + half : last] = block[half:]
+                out[rows[half:]] = block[half:]
                 out.flush()
             except OSError as exc:
                 raise disk_error(exc, partial, 0) from None
-            done[chunk] = crc_hex(block)
+            done[chunk] = crc_hex(block)  # rows ascending, as verify reads them
             record_done(path, rank, manifest, done)
             fault("cache_chunk_done", chunk)
     bar.close()
@@ -395,9 +399,10 @@ def write_cache(path: str, manifest: dict, texts: Sequence[str], vectors: torch.
     stored = to_storage(vectors, manifest["dtype"])
     n_chunks = -(-len(texts) // chunk_size)
     offsets, raw = texts_region(texts)
+    order = build_order(np.diff(offsets))
     full = {**manifest, "format": FORMAT, "dim": int(vectors.shape[1]), "chunk_size": chunk_size,
             "texts_crc32": crc_hex(offsets.tobytes() + raw),
-            "chunk_crc32": [crc_hex(np.ascontiguousarray(stored[c * chunk_size : (c + 1) * chunk_size])) for c in range(n_chunks)]}
+            "chunk_crc32": [crc_hex(np.ascontiguousarray(stored[chunk_members(order, c, chunk_size)])) for c in range(n_chunks)]}
     partial = path + ".partial"
     allocate(partial, full, texts)
     _, _, start = read_header_unchecked(partial)

@@ -208,13 +208,9 @@ def verify_store(path: str, name: str | None, log: Callable[[str], None] = print
 
 
 def describe_bad(manifest: dict, count: int, bad: Sequence[int]) -> str:
-    """'chunks [3] (rows 12,288-16,383) and the texts' for a log line."""
-    size = int(manifest["chunk_size"])
-    chunks = [c for c in bad if c >= 0]
-    parts = []
-    if chunks:
-        spans = ", ".join(f"{c * size:,}-{min((c + 1) * size, count) - 1:,}" for c in chunks[:5])
-        parts.append(f"chunks {chunks} (rows {spans}{', ...' if len(chunks) > 5 else ''})")
+    """'chunks [3, 7] (8,192 rows)' or 'the stored texts' for a message."""
     if -1 in bad:
-        parts.append("the stored texts")
-    return " and ".join(parts)
+        return "the stored texts"
+    size = int(manifest["chunk_size"])
+    rows = sum(min(size, count - c * size) for c in bad)
+    return f"chunks {list(bad)} ({rows:,} rows)"

@@ -18,6 +18,8 @@ from talas.methods.talas import TalasConfig
 from talas.teacher import cache_key, ensure_cache
 
 TEXTS = [f"sentence number {i} about {w}" for i, w in enumerate(["cats", "dogs", "the park", "a plane", "money"] * 8)]
+# Chunks group rows by text length (longest first, ties in row order): ORDER[8 * c : 8 * c + 8] is chunk c.
+ORDER = sorted(range(len(TEXTS)), key=lambda i: -len(TEXTS[i].encode()))
 OTHER = [f"an unrelated line {i} on {w}" for i, w in enumerate(["rain", "music", "trains"] * 6)]
 
 
@@ -48,9 +50,10 @@ def forwards(monkeypatch):
 def overwrite_rows(path, rows, values):
     cache = open_cache(path)
     width = cache.dim * DTYPES[cache.dtype][2]
+    start = cache.data_start + cache.tensors["embeddings"]["data_offsets"][0]
     with open(path, "r+b") as handle:
         for row, value in zip(rows, values, strict=True):
-            handle.seek(cache.data_start + row * width)
+            handle.seek(start + row * width)
             handle.write(np.asarray(value, dtype=DTYPES[cache.dtype][1]).tobytes())
 
 
@@ -93,9 +96,9 @@ def test_overwritten_rows_are_caught_and_only_their_chunks_rebuilt(tiny_qwen3, t
     good = open(cfg.cache_path, "rb").read()
     rng = np.random.default_rng(3)
     values = [np.zeros(48) if damage == "zeros" else rng.standard_normal(48) for _ in range(2)]
-    overwrite_rows(cfg.cache_path, [9, 33], values)  # chunks 1 and 4 (8 rows each)
+    overwrite_rows(cfg.cache_path, [ORDER[9], ORDER[33]], values)  # one row of chunk 1, one of chunk 4
 
-    with pytest.raises(CacheError, match=r"chunks \[1, 4\] \(rows 8-15, 32-39\) fail their checksum.*--strict_cache false"):
+    with pytest.raises(CacheError, match=r"chunks \[1, 4\] \(16 rows\) fail their checksum.*--strict_cache false"):
         ensure_cache(replace(cfg, strict_cache=True), TEXTS, TEXTS, log=quiet)
     forwards["texts"] = 0
     messages = []
@@ -118,16 +121,20 @@ def test_damaged_superset_cache_is_repaired_from_its_own_texts(tiny_qwen3, tmp_p
     assert rows.tolist() == list(range(20, 30))
 
 
-def test_damaged_texts_region_is_caught(tiny_qwen3, tmp_path):
+def test_damaged_texts_region_is_caught_and_written_back_without_the_teacher(tiny_qwen3, tmp_path, forwards):
     cfg = config(tiny_qwen3, tmp_path)
     cache, _ = ensure_cache(cfg, TEXTS, TEXTS, log=quiet)
-    raw = bytearray(open(cfg.cache_path, "rb").read())
+    good = open(cfg.cache_path, "rb").read()
+    raw = bytearray(good)
     raw[-3] ^= 0x20  # a letter of the last text changes case
     open(cfg.cache_path, "wb").write(bytes(raw))
     assert open_cache(cfg.cache_path).verify() == [-1]
     problems = []
     ensure_cache(cfg, TEXTS[:4], TEXTS[:4], log=problems.append)  # as a superset it is refused, not misread
     assert any("stored texts fail their checksum" in m for m in problems)
+    forwards["texts"] = 0
+    ensure_cache(cfg, TEXTS, TEXTS, log=quiet)  # the exact texts: their hash matches the key, so they are written back
+    assert forwards["texts"] == 0 and open(cfg.cache_path, "rb").read() == good
 
 
 def test_open_check_samples_large_caches_and_always_includes_the_last_chunk(tiny_qwen3, tmp_path):
@@ -135,7 +142,7 @@ def test_open_check_samples_large_caches_and_always_includes_the_last_chunk(tiny
     cache, _ = ensure_cache(cfg, TEXTS, TEXTS, log=quiet)
     one_chunk = 8 * 48 * 4
     assert cache.open_check(budget=5 * one_chunk) == ([], 5)  # fits: every chunk
-    overwrite_rows(cfg.cache_path, [39], [np.ones(48)])
+    overwrite_rows(cfg.cache_path, [ORDER[39]], [np.ones(48)])
     bad, checked = open_cache(cfg.cache_path).open_check(budget=one_chunk)
     assert bad == [4] and checked == 2  # one sampled chunk plus the last one
 
@@ -179,7 +186,7 @@ def test_cli_list_verify_and_prune(tiny_qwen3, tmp_path, capsys):
     overwrite_rows(second, [3], [np.ones(48)])
     assert main(cli(tiny_qwen3, tmp_path, "--verify")) == 2
     captured = capsys.readouterr()
-    assert "FAILED" in captured.out and "chunks [0]" in captured.out and "failed the check" in captured.err
+    assert "FAILED" in captured.out and "chunks [" in captured.out and "failed the check" in captured.err
 
     assert main(cli(tiny_qwen3, tmp_path, "--prune")) == 2
     assert "--prune needs a selection" in capsys.readouterr().err
