@@ -9,7 +9,8 @@ first 2 layers on the bundled training texts with any method (`--method` in the 
 default), scores STS-B and SICK-R on **validation** (what we select on) and on test (what we
 report), and appends a JSON line to bench/out/tune.jsonl with wall time, peak RSS and the number
 of teacher forward passes made during the run (counted by a hook on the teacher's model class,
-cache build included). Never select settings by the test columns.
+cache build included). A folder with a head after pooling (TALAS's exported projection, Stella's
+FC) is also scored without it ("without_head"). Never select settings by the test columns.
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ def main(argv: list[str]) -> None:
                   "fresh_cache": args.fresh_cache, "train_s": round(timer.seconds, 1), "peak_rss_mb": round(peak_rss_mb()),
                   "teacher_forwards": None if counter is None else {"calls": counter.calls, "texts": counter.texts},
                   "validation": sts_scores(encode, "validation"), "test": sts_scores(encode, "test")}
+        if len(trained) > 2:  # a head after pooling (TALAS's projection, Stella's FC): also score without it
+            bare = SentenceTransformer(modules=[trained[0], trained[1]], device="cpu")
+            bare_encode = functools.partial(bare.encode, batch_size=64)
+            record["without_head"] = {"validation": sts_scores(bare_encode, "validation"), "test": sts_scores(bare_encode, "test")}
         print(json.dumps(record), flush=True)
         with open(os.path.join(ROOT, "bench", "out", "tune.jsonl"), "a") as handle:
             handle.write(json.dumps(record) + "\n")
