@@ -49,7 +49,7 @@ def test_no_dropout_with_contrastive_views_of_single_texts_is_refused_before_the
     (tmp_path / "texts.csv").write_text("text\n" + "\n".join(TEXTS) + "\n")
     (tmp_path / "not_a_model").mkdir()  # loading it as the teacher would fail with another message
     argv = ["train", "--train_data_path", "texts.csv", "--student_model_name", str(tiny_bert), "--teacher_model_name",
-            "not_a_model", "--w_kd", "1", "--w_task", "1", "--device", "cpu", "--save_dir", "run"]
+            "not_a_model", "--w_kd", "1", "--w_task", "1", "--device", "cpu", "--save_dir", "run", "--max_length", "32"]
     assert cli.main([*argv, "--student_dropout", "0"]) == 2
     assert "views of a text identical" in capsys.readouterr().err
     assert cli.main([*argv, "--student_dropout", "1"]) == 2
