@@ -44,12 +44,14 @@ def test_dropout_flag_reaches_the_training_loop(tmp_path, monkeypatch, tiny_bert
 
 
 def test_no_dropout_with_contrastive_views_of_single_texts_is_refused_before_the_teacher(tmp_path, monkeypatch,
-                                                                                       tiny_bert, capsys):
+                                                                                       tiny_bert, tiny_qwen3, capsys):
+    from test_train import refuse_teacher
+
     monkeypatch.chdir(tmp_path)
     (tmp_path / "texts.csv").write_text("text\n" + "\n".join(TEXTS) + "\n")
-    (tmp_path / "not_a_model").mkdir()  # loading it as the teacher would fail with another message
+    refuse_teacher(monkeypatch, tiny_qwen3)  # loading the teacher (to build its cache) would fail the test
     argv = ["train", "--train_data_path", "texts.csv", "--student_model_name", str(tiny_bert), "--teacher_model_name",
-            "not_a_model", "--w_kd", "1", "--w_task", "1", "--device", "cpu", "--save_dir", "run", "--max_length", "32"]
+            str(tiny_qwen3), "--w_kd", "1", "--w_task", "1", "--device", "cpu", "--save_dir", "run", "--max_length", "32"]
     assert cli.main([*argv, "--student_dropout", "0"]) == 2
     assert "views of a text identical" in capsys.readouterr().err
     assert cli.main([*argv, "--student_dropout", "1"]) == 2
