@@ -25,7 +25,7 @@ from dataclasses import asdict
 from filelock import FileLock, Timeout
 
 from talas.cache import allocate, completed_chunks, key_of, new_manifest, prepare_folder, progress_files, same_partial
-from talas.cache_format import CacheKey, open_cache, read_header_unchecked
+from talas.cache_format import FORMAT, CacheKey, open_cache, read_header_unchecked
 from talas.errors import CacheError
 
 
@@ -65,7 +65,7 @@ def claim_target(path: str, key: CacheKey, texts: Sequence[str], chunk_size: int
     manifest = new_manifest(key, chunk_size, texts)
     with FileLock(split(path)[0] + ".store.lock"):
         for target in (path, keyed):
-            if os.path.exists(target) and file_key(target) == asdict(key) or same_partial(target, manifest):
+            if file_format(target) == FORMAT and file_key(target) == asdict(key) or same_partial(target, manifest):
                 return target  # finished (or being built) by another run meanwhile, or a killed build to resume
         free = not os.path.exists(path) and not os.path.exists(path + ".partial")
         target = path if free else keyed
@@ -73,6 +73,13 @@ def claim_target(path: str, key: CacheKey, texts: Sequence[str], chunk_size: int
             os.remove(stale)
         allocate(target + ".partial", manifest, texts)
         return target
+
+
+def file_format(path: str) -> str | None:
+    try:
+        return read_header_unchecked(path)[1].get("format")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def file_key(path: str) -> dict | None:

@@ -27,7 +27,8 @@ from talas.cache import (
     teacher_revision,
     texts_fingerprint,
 )
-from talas.cache_store import claim_target, describe_bad, normalize_model_id, store_files
+from talas.cache_format import FORMAT
+from talas.cache_store import claim_target, describe_bad, file_format, normalize_model_id, store_files
 from talas.encoders import Encoder, load_config, resolve_model_path
 from talas.errors import CacheError
 from talas.legacy import is_legacy_path, read_legacy
@@ -148,8 +149,14 @@ def ensure_cache(cfg, texts: Sequence[str], anchors: Sequence[str], log: Callabl
     candidates = []
     if is_legacy_path(cfg.cache_path) and os.path.exists(cfg.cache_path):
         candidates.append(("seed-format cache", lambda: read_legacy(cfg.cache_path, anchors)))
-    candidates += [("cache", lambda file=file: open_cache(file)) for file in store_files(path)]
     mismatches = []
+    for file in store_files(path):
+        found = file_format(file)
+        if found != FORMAT and str(found).startswith("talas-teacher-cache/"):
+            # An older TALAS wrote it (no chunk checksums): kept, never trusted, never overwritten.
+            mismatches.append(f"Teacher cache at {file} has the older format {found} (no checksums); it is kept and not used.")
+            continue
+        candidates.append(("cache", lambda file=file: open_cache(file)))
     for label, opener in candidates:
         cache = opener()
         problems, rows = check_cache(cache, key, texts, anchors)
@@ -163,8 +170,8 @@ def ensure_cache(cfg, texts: Sequence[str], anchors: Sequence[str], log: Callabl
                 log("  The seed format records no texts or max_length; its rows are matched to examples by position, KD applies to anchors only.")
             return cache, rows
         mismatches.append(f"Teacher {label} at {cache.path} does not match this run: " + "; ".join(problems) + ".")
+    others = f" ({len(mismatches) - 1} other cache(s) beside it do not match either.)" if len(mismatches) > 1 else ""
     if mismatches:
-        others = f" ({len(mismatches) - 1} other cache(s) beside it do not match either.)" if len(mismatches) > 1 else ""
         if cfg.strict_cache:
             raise CacheError(mismatches[0] + others + " Pass --strict_cache false to build the right one beside it "
                              "(nothing is overwritten), or point --cache_path elsewhere.")

@@ -2,6 +2,7 @@
 
 import errno
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -282,3 +283,19 @@ def test_a_second_build_waits_for_the_lock_then_reuses_the_finished_cache(tiny_q
     assert holder.wait(timeout=30) == 0
     assert "waiting for it to finish" in messages[0] and "reusing it" in messages[-1]
     assert cache.verify() == []
+
+
+def test_a_cache_of_the_older_format_is_kept_and_a_new_one_built_beside_it(tiny_qwen3, tmp_path):
+    cfg = config(tiny_qwen3, tmp_path)
+    ensure_cache(cfg, TEXTS, TEXTS, log=quiet)
+    old = open(cfg.cache_path, "rb").read().replace(b"talas-teacher-cache/2", b"talas-teacher-cache/1")
+    open(cfg.cache_path, "wb").write(old)
+    messages = []
+    cache, _ = ensure_cache(cfg, TEXTS, TEXTS, log=messages.append)
+    assert any("older format talas-teacher-cache/1" in m and "is kept" in m for m in messages)
+    assert cache.path != cfg.cache_path and open(cfg.cache_path, "rb").read() == old
+    (tmp_path / "strict").mkdir()
+    shutil.copy(cfg.cache_path, tmp_path / "strict" / "t.safetensors")
+    with pytest.raises(CacheError, match="older format.*--strict_cache false"):
+        ensure_cache(replace(cfg, strict_cache=True, cache_path=str(tmp_path / "strict" / "t.safetensors")), TEXTS, TEXTS,
+                     log=quiet)
