@@ -178,4 +178,33 @@ def group_mean(groups: torch.Tensor, states: torch.Tensor) -> tuple[torch.Tensor
 # ----------------------------------------------------------------------------- CDM (talas/methods/cdm.py)
 
 
+def cdm_entropy_weights(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """CDM's per-token weights w = floor(3 + 3·sigmoid(4·Ĥ − 2)) ∈ {3, 4, 5}; 0 on padding.
+
+    logits: [B, L, V] (an MLM head's or pseudo-logits); mask: [B, L] 1 = real token. Ĥ is each
+    token's entropy min–max normalised over the real tokens of its own sequence (a sequence whose
+    tokens all have the same entropy gets Ĥ = 0, weight 3). Used once per text for the DTW costs.
+    """
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    entropy = -(logp.exp() * logp).sum(-1)
+    real = mask.bool()
+    low = entropy.masked_fill(~real, float("inf")).amin(-1, keepdim=True)
+    high = entropy.masked_fill(~real, float("-inf")).amax(-1, keepdim=True)
+    norm = ((entropy - low) / (high - low).clamp(min=1e-12)).clamp(0.0, 1.0)
+    weights = torch.floor(3.0 + 3.0 * torch.sigmoid(4.0 * norm - 2.0))
+    return weights.masked_fill(~real, 0.0)
+
+
+def cdm_group_mse(student: torch.Tensor, teacher: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """L_cdm: mean over valid groups of MSE(n(teacher), n(student)), n = L2 normalisation.
+
+    student, teacher: [B, G, D] group means (teacher already projected to the student's width);
+    valid: [B, G] bool (groups non-empty on both sides). No valid group → 0 (still in the graph).
+    """
+    diff = F.normalize(teacher, dim=-1) - F.normalize(student, dim=-1)
+    per_group = diff.pow(2).mean(-1)
+    valid = valid.to(per_group.dtype)
+    return (per_group * valid).sum() / valid.sum().clamp(min=1.0)
+
+
 # ----------------------------------------------------------------------------- EMO (talas/methods/emo.py)
