@@ -17,3 +17,9 @@ cache_dtype = DEFAULTS["cache_dtype"]  # Data type for the cache
 
 w_task = DEFAULTS["w_task"]  # Task loss weight
 w_kd = DEFAULTS["w_kd"]  # Knowledge-distillation loss weight
+kd_loss = DEFAULTS["kd_loss"]  # mse (per vector), mse_elementwise (the seed's), cosine
+kd_both_sides = DEFAULTS["kd_both_sides"]  # Distil both texts of a pair
+w_contrast = DEFAULTS["w_contrast"]  # In-batch contrastive term to the teacher's vectors (0 = off)
+contrast_temperature = DEFAULTS["contrast_temperature"]  # Its temperature
+projection_lr = DEFAULTS["projection_lr"]  # The projection's own peak learning rate (0 = the student's)
+export_projection = DEFAULTS["export_projection"]  # Export the projection as a Dense module

@@ -51,3 +51,41 @@ def test_exported_student_lives_in_the_teachers_space(texts_file, tiny_bert, tin
 def test_projection_can_be_left_out(texts_file, tiny_bert, tiny_qwen3):
     assert cli.main(train_argv(texts_file, tiny_bert, tiny_qwen3, "run", "--export_projection", "false", "--epochs", "1")) == 0
     assert SentenceTransformer("run/model", device="cpu").get_embedding_dimension() == 32
+
+
+def test_projection_trains_at_its_own_learning_rate(texts_file, tiny_bert, tiny_qwen3):
+    # 6 steps, 3 of warm-up; step 5's checkpoint is part-way down the linear decay.
+    argv = train_argv(texts_file, tiny_bert, tiny_qwen3, "run", "--epochs", "2", "--save_steps", "1",
+                      "--learning_rate", "1e-4", "--projection_lr", "2e-2", "--warmup_ratio", "0.5")
+    assert cli.main(argv) == 0
+    state = torch.load("run/checkpoints/step-5/training_state.pt", weights_only=True)
+    groups = state["optimizer"]["param_groups"]
+    peaks = sorted({g["initial_lr"] for g in groups})
+    assert peaks == [1e-4, 2e-2]
+    # One schedule for all: after warm-up and part of the decay, every group is at the same fraction of its peak.
+    fractions = {round(g["lr"] / g["initial_lr"], 9) for g in groups}
+    assert len(fractions) == 1 and 0 < fractions.pop() < 1
+    assert sum(len(g["params"]) for g in groups if g["initial_lr"] == 2e-2) == 2  # the projection's weight and bias
+
+
+def test_contrastive_term_to_the_teacher_is_logged_and_distils_relations(texts_file, tiny_bert, tiny_qwen3):
+    import json
+
+    argv = train_argv(texts_file, tiny_bert, tiny_qwen3, "run", "--w_kd", "0", "--w_contrast", "1",
+                      "--contrast_temperature", "0.1", "--epochs", "15")
+    assert cli.main(argv) == 0
+    log = [json.loads(line) for line in open("run/train_log.jsonl")]
+    assert all("contrast" in row for row in log)
+    assert log[-1]["contrast"] < log[0]["contrast"]
+    # On the training texts (10 texts cannot teach tiny random models to generalise), the student's
+    # pairwise similarities come to agree with the teacher's.
+    texts = sorted(set(CORPUS))
+    teacher = torch.nn.functional.normalize(Encoder.load(str(tiny_qwen3), "last_token", 32).encode(texts), dim=-1)
+    student = torch.nn.functional.normalize(torch.as_tensor(SentenceTransformer("run/model", device="cpu").encode(texts)), dim=-1)
+    untrained = torch.nn.functional.normalize(Encoder.load(str(tiny_bert), "mean", 32).encode(texts), dim=-1)
+    off = ~torch.eye(len(texts), dtype=torch.bool)
+
+    def agreement(vectors):  # correlation of the pairwise similarities with the teacher's
+        return torch.corrcoef(torch.stack([(vectors @ vectors.T)[off], (teacher @ teacher.T)[off]]))[0, 1].item()
+
+    assert agreement(student) > agreement(untrained) + 0.1  # measured 0.29 before, 0.46 after

@@ -106,15 +106,26 @@ class Method(nn.Module):
         """[N, D] vectors of the model as exported (student + export_modules), for in-loop evaluation."""
         return self.student.encode(texts)
 
+    def lr_overrides(self) -> dict[str, float]:
+        """Parameter-name prefix → peak learning rate for modules trained at their own rate (e.g. a
+        freshly initialised projection, which wants a larger one than the pretrained student)."""
+        return {}
+
     def param_groups(self) -> list[dict]:
-        """AdamW groups: no weight decay on biases and norms; extras may override the lr."""
-        decay, no_decay = [], []
+        """AdamW groups: no weight decay on biases and norms; ``lr_overrides()`` prefixes get their own lr.
+
+        An overridden group's ``lr`` is its peak: the schedule scales every group by the same factor.
+        """
+        overrides = {prefix: lr for prefix, lr in self.lr_overrides().items() if lr > 0}
+        groups: dict[tuple[float | None, bool], list] = {}
         for name, param in self.named_parameters():
             if param.requires_grad:
-                (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+                lr = next((lr for prefix, lr in overrides.items() if name.startswith(prefix)), None)
+                decays = not (param.ndim < 2 or "norm" in name.lower())
+                groups.setdefault((lr, decays), []).append(param)
         return [
-            {"params": decay, "weight_decay": self.cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
+            {"params": params, "weight_decay": self.cfg.weight_decay if decays else 0.0, **({"lr": lr} if lr else {})}
+            for (lr, decays), params in groups.items()
         ]
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -2,8 +2,10 @@
 
     talas train --method talas --student_model_name <student> --teacher_model_name <teacher>
 
-L = w_task · InfoNCE(z_a, z_p; τ) + w_kd · MSE(n(P(z^S)), n(t)), where t is the cached teacher
-vector of the same text and P = Linear(d_S → d_T) only when the widths differ. MSE is the squared
+L = w_task · InfoNCE(z_a, z_p; τ) + w_kd · MSE(n(P(z^S)), n(t)) [+ w_contrast · InfoNCE(P(z^S), t; τ_c)],
+where t is the cached teacher vector of the same text and P = Linear(d_S → d_T) only when the widths
+differ; the optional contrastive term asks each student vector to find its own teacher vector among
+the batch's, so the relations between texts are distilled, not only each text's position. MSE is the squared
 distance per vector averaged over the batch (= 2(1 − cos), independent of the width); the seed's
 element-wise mean (1/D of it, too small to matter next to InfoNCE) is ``--kd_loss mse_elementwise``.
 P is trained with the student and exported after its pooling as a Dense module
@@ -39,6 +41,12 @@ class TalasConfig(CacheConfig):
         bookkeeping=True,  # shapes only the exported folder, not training: a resume may change it
     )
     kd_both_sides: bool = option(True, "Distil every text of a pair (False: anchors only).")
+    w_contrast: float = option(
+        0.0, "Weight of an in-batch contrastive term to the teacher: each student vector must pick its own text's "
+        "teacher vector among the batch's (distils relations between texts, not only positions).", at_least=0,
+    )
+    contrast_temperature: float = option(0.05, "Temperature of the contrastive term to the teacher.", above=0)
+    projection_lr: float = option(0.0, "Peak learning rate of the projection to the teacher's width (0 = --learning_rate).", at_least=0)
 
 
 KD_LOSSES = {"mse": normalized_mse, "mse_elementwise": normalized_mse_elementwise, "cosine": cosine_distance}
@@ -55,16 +63,21 @@ class TalasMethod(Method):
 
     @classmethod
     def validate(cls, cfg: TalasConfig) -> None:
-        if cfg.w_task < 0 or cfg.w_kd < 0 or cfg.w_task + cfg.w_kd == 0:
-            raise ConfigError(f"--w_task ({cfg.w_task}) and --w_kd ({cfg.w_kd}) must be ≥ 0 and not both 0.")
+        if cfg.w_task < 0 or cfg.w_kd < 0 or cfg.w_task + cfg.w_kd + cfg.w_contrast == 0:
+            raise ConfigError(
+                f"--w_task ({cfg.w_task}), --w_kd ({cfg.w_kd}) and --w_contrast ({cfg.w_contrast}) must be ≥ 0 and not all 0."
+            )
 
     @classmethod
     def uses_teacher(cls, cfg: TalasConfig) -> bool:
-        return cfg.w_kd > 0
+        return cfg.w_kd > 0 or cfg.w_contrast > 0
 
     @classmethod
     def needs_pairs(cls, cfg: TalasConfig) -> bool:
         return cfg.w_task > 0
+
+    def lr_overrides(self) -> dict[str, float]:
+        return {"projection.": self.cfg.projection_lr} if self.projection is not None else {}
 
     def exports_projection(self) -> bool:
         return self.projection is not None and self.cfg.export_projection
@@ -101,7 +114,14 @@ class TalasMethod(Method):
         student_vectors = z[mask]
         if self.projection is not None:
             student_vectors = self.projection(student_vectors)
-        kd_fn = KD_LOSSES[cfg.kd_loss]
-        kd = kd_fn(student_vectors, batch["teacher"][mask]) if mask.any() else z.new_zeros(())
+        teacher = batch["teacher"][mask]
+        kd = KD_LOSSES[cfg.kd_loss](student_vectors, teacher) if mask.any() else z.new_zeros(())
         loss = cfg.w_task * task + cfg.w_kd * kd
-        return loss, {"loss": loss.detach(), "task": task.detach(), "kd": kd.detach()}
+        metrics = {"task": task.detach(), "kd": kd.detach()}
+        if cfg.w_contrast > 0:
+            # Both views of a text carry the same teacher vector: text ids keep them from being negatives.
+            ids = ids[mask]
+            contrast = info_nce(student_vectors, teacher, cfg.contrast_temperature, anchor_ids=ids, positive_ids=ids)
+            loss = loss + cfg.w_contrast * contrast
+            metrics["contrast"] = contrast.detach()
+        return loss, {"loss": loss.detach(), **metrics}
