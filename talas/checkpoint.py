@@ -11,6 +11,7 @@
                                        written last inside step-N.tmp, which is then renamed: a folder
                                        without it (or a .tmp one) is never taken as a checkpoint.
     <save_dir>/model/, best_model/, train_log.jsonl, eval_log.jsonl, eval_final.json
+    <save_dir>/run_summary.json        what the run measured (talas/run_summary.py), written last
 
 A fresh run refuses a folder that holds checkpoints or an exported student (resume it, pass
 --overwrite, or choose another folder). --overwrite moves the earlier run's outputs to
@@ -49,7 +50,8 @@ RUN_FILE = "run.json"
 STATE_FILE = "training_state.pt"
 RECORD_FILE = "checkpoint.json"
 # What a run writes into its save_dir: what --overwrite moves aside (nothing else in the folder is touched).
-RUN_OUTPUTS = ("checkpoints", "model", "best_model", "config.json", RUN_FILE, "train_log.jsonl", "eval_log.jsonl", "eval_final.json")
+RUN_OUTPUTS = ("checkpoints", "model", "best_model", "config.json", RUN_FILE, "train_log.jsonl", "eval_log.jsonl", "eval_final.json",
+               "run_summary.json")
 STEP_FOLDER = re.compile(r"step-(\d+)")
 
 

@@ -17,7 +17,7 @@ import time
 import torch
 
 from talas.batching import PairCollator, epoch_batches, example_lengths, to_device
-from talas.checkpoint import RunFolder, list_checkpoints, set_rng_state
+from talas.checkpoint import RunFolder, list_checkpoints, set_rng_state, write_json
 from talas.config import check_options, format_config
 from talas.data import load_from_config
 from talas.encoders import Encoder, check_dropout, check_model_folder, set_dropout
@@ -26,6 +26,7 @@ from talas.faults import fault, faulted
 from talas.methods import get_method
 from talas.methods.base import Stage
 from talas.provision import provide
+from talas.run_summary import SUMMARY_FILE, RunMeter, counting_encoder_forwards
 from talas.teacher import pick_device, teacher_max_length
 
 
@@ -62,6 +63,7 @@ class Trainer:
 
     def run(self) -> str:
         cfg, acc = self.cfg, self.acc
+        self.meter = RunMeter(acc.device)
         # Everything that can be wrong with the options, folder, data and models fails before the
         # teacher cache (which may take hours) is built.
         check_options(cfg)  # resolve_config checked the command line; this covers configs built in code
@@ -100,7 +102,12 @@ class Trainer:
         self.folder.match(data)  # a --resume with other settings or data fails before the cache is built
 
         needs = method_cls.teacher_needs(cfg)
-        supply = provide(cfg, needs, data.unique_texts(), data.anchors, acc.device, log=self.log)
+        self.meter.seconds["setup"] = time.perf_counter() - self.meter.began
+        with self.meter.phase("teacher"), counting_encoder_forwards() as built:
+            supply = provide(cfg, needs, data.unique_texts(), data.anchors, acc.device, log=self.log)
+        self.meter.cache_build = built
+        if supply.online is not None:
+            self.meter.watch_teacher(supply.online.encoder.model)
 
         student = Encoder.load(cfg.student_model_name, cfg.student_pooling, cfg.max_length,
                                num_layers=cfg.student_num_layers or None, **needs.student_kwargs())
@@ -139,12 +146,20 @@ class Trainer:
             method.load_state_dict(saved["model"])
             self.best_score = saved.get("best_score", self.best_score)
             first = [s.name for s in stages].index(saved["state"].get("stage", ""))
+        with self.meter.phase("train"):
+            self.train_stages(method, stages, first, saved, collate, supply, per_epoch, len(data))
+        self.resumed = saved is not None
+        return self.finish(method)
+
+    def train_stages(self, method, stages: list[Stage], first: int, saved: dict | None, collate, supply, per_epoch: int, n: int) -> None:
+        cfg, acc = self.cfg, self.acc
         for index in range(first, len(stages)):
             stage = stages[index]
             self.stage_index = index
             # Trainable set first: the optimiser and (under DDP) the wrapper take only parameters
             # that require grad, so both are rebuilt for every stage.
             method.start_stage(stage)
+            self.meter.stage_started(stage.name, method)
             optimizer = torch.optim.AdamW(method.param_groups(), lr=stage.learning_rate)
             steps_per_epoch = math.ceil(per_epoch / cfg.grad_accum_steps)
             total = stage.max_steps or steps_per_epoch * stage.epochs
@@ -162,12 +177,11 @@ class Trainer:
             if len(stages) > 1:
                 count = sum(p.numel() for p in method.parameters() if p.requires_grad)
                 self.log(f"Stage {index + 1}/{len(stages)} ({stage.name}): {count:,} trainable parameters, lr {stage.learning_rate:g}, {total} steps")
-            self.train_loop(model, optimizer, scheduler, collate, supply, state, total, epochs, len(data), stage, cfg.seed + index)
+            self.train_loop(model, optimizer, scheduler, collate, supply, state, total, epochs, n, stage, cfg.seed + index)
             # A finished stage is always on disk before the next begins, so a crash there never repeats it.
             saved_here = state["step"] % cfg.save_steps == 0 if cfg.save_steps else state["batch_in_epoch"] == 0
             if index + 1 < len(stages) and not saved_here:
                 self.save_checkpoint(model, optimizer, scheduler, state)
-        return self.finish(method)
 
     def train_loop(self, model, optimizer, scheduler, collate, supply, state, total, epochs, n, stage: Stage, seed: int) -> None:
         """One stage. Each stage draws its own data order (``seed``: the run's seed + the stage index)."""
@@ -197,6 +211,7 @@ class Trainer:
             sums: dict[str, float] = {}
             count = 0
             bad_loss = None  # a non-finite loss seen since the last optimiser step
+            step_began = time.perf_counter()  # step time: batch loading to update, not checkpoints or validation
             for offset, batch in enumerate(bar, start=start):
                 batch = to_device(batch, acc.device)
                 supply.fill(batch)  # online teacher outputs, when the method declared any
@@ -219,6 +234,7 @@ class Trainer:
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
+                self.meter.step_done(time.perf_counter() - step_began)
                 state.update(step=state["step"] + 1, epoch=epoch, batch_in_epoch=offset + 1)
                 fault("train_step", state["step"])
                 if acc.is_main_process and (state["step"] % cfg.log_steps == 0 or state["step"] == total):
@@ -229,6 +245,7 @@ class Trainer:
                         handle.write(json.dumps(record) + "\n")
                 if cfg.save_steps and state["step"] % cfg.save_steps == 0:
                     self.save_checkpoint(model, optimizer, scheduler, state)
+                step_began = time.perf_counter()
             bar.close()
             if state["batch_in_epoch"] >= len(batches):
                 state.update(epoch=epoch + 1, batch_in_epoch=0)
@@ -300,10 +317,13 @@ class Trainer:
         acc.wait_for_everyone()
         out = os.path.join(cfg.save_dir, "model")
         if acc.is_main_process:
-            export_student(method, out, cfg, method.export_modules())
-            self.log(f"Saved the student (sentence-transformers format) to {out}")
-            if self.eval_tasks is not None:
-                self.final_evaluation(method)
+            with self.meter.phase("export"):
+                export_student(method, out, cfg, method.export_modules())
+                self.log(f"Saved the student (sentence-transformers format) to {out}")
+                if self.eval_tasks is not None:
+                    self.final_evaluation(method)
+            # Last, so a run folder with a summary is a finished run.
+            write_json(os.path.join(cfg.save_dir, SUMMARY_FILE), self.meter.summary(self.resumed))
         acc.wait_for_everyone()
         return out
 
