@@ -175,6 +175,54 @@ def group_mean(groups: torch.Tensor, states: torch.Tensor) -> tuple[torch.Tensor
 # ----------------------------------------------------------------------------- DSKD (talas/methods/dskd.py)
 
 
+def std_scaled(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Divide each sequence's states by their standard deviation over its real tokens (all features).
+
+    states: [B, L, D]; mask: [B, L] 1 = real token (either padding side). Returns [B, L, D]. DSKD
+    scales the teacher's embeddings and states this way so a fresh query projection meets keys and
+    values of unit spread whatever the teacher's scale (Qwen3's raw embeddings are ~0.03); per
+    sentence, so padding and batch mates never change a sentence's result.
+    """
+    m = mask.to(states.dtype).unsqueeze(-1)
+    count = m.sum(dim=(1, 2), keepdim=True) * states.shape[-1]
+    mean = (states * m).sum(dim=(1, 2), keepdim=True) / count.clamp(min=1)
+    var = ((states - mean) * m).pow(2).sum(dim=(1, 2), keepdim=True) / (count - 1).clamp(min=1)
+    return states / var.sqrt().clamp(min=1e-6)
+
+
+def cross_attend(scores: torch.Tensor, key_mask: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Per-sentence attention: softmax of each query row over that sentence's real keys, times values.
+
+    scores: [B, Lq, Lk] (query·key logits of ONE sentence per b, never across sentences); key_mask:
+    [B, Lk] 1 = real key, left or right padding; values: [B, Lk, D]. Returns [B, Lq, D], fp32.
+    Padded keys get exactly zero weight; a padded query row still gets a finite mix of real keys
+    (callers pool over real queries only).
+    """
+    with torch.autocast(scores.device.type, enabled=False):
+        scores = scores.float().masked_fill(~key_mask.bool().unsqueeze(1), torch.finfo(torch.float32).min)
+        return torch.softmax(scores, dim=-1) @ values.float()
+
+
+def similarity_kl(target: torch.Tensor, other: torch.Tensor, scale: float) -> torch.Tensor:
+    """KL(p_target ‖ p_other) between in-batch similarity distributions, averaged over rows.
+
+    target: [B, D1], other: [B, D2] (one row per distinct text; the widths may differ). Row i's
+    distribution is softmax_j(scale · cos(x_i, x_j)) over the other texts j ≠ i (a text's similarity
+    to itself is 1 in every space and says nothing). DSKD uses scale = 1/(τ·T): InfoNCE's logits,
+    softened by the KD temperature T as the LM version softens vocabulary logits. Gradients flow into
+    both arguments; detach the one that is a fixed target. Fewer than 2 rows: 0 (still in the graph).
+    """
+    b = target.shape[0]
+    if b < 2:
+        return (other.sum() + target.sum()) * 0.0
+    # Dropping the diagonal (rather than masking it with -inf) keeps every logit finite, so neither
+    # the loss nor its gradient can meet 0·inf.
+    off_diagonal = ~torch.eye(b, dtype=torch.bool, device=target.device)
+    log_p = torch.log_softmax((cosine_matrix(target) * scale)[off_diagonal].view(b, b - 1), dim=-1)
+    log_q = torch.log_softmax((cosine_matrix(other) * scale)[off_diagonal].view(b, b - 1), dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1).mean()
+
+
 # ----------------------------------------------------------------------------- CDM (talas/methods/cdm.py)
 
 

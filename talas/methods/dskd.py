@@ -1,0 +1,174 @@
+"""DSKD: dual-space distillation through cross-model attention (Zhang et al., EMNLP 2024), for sentence vectors.
+
+    talas train --method dskd --student_model_name <student> --teacher_model_name <teacher>
+
+The teacher runs online; its tokenizer and width may differ from the student's. Per sentence (never
+across the batch), the student's layer-0 token states query the teacher's layer-0 token states:
+    q = P_q(E_S) [Ls, d_T],  k = E_T / std [Lt, d_T],  A = q kᵀ / √d_T,
+masked on padding per side (left or right). The attention carries each model's last-layer token states
+into the other's space:
+    ĥ_t→s = softmax_rows(A)  · P_t2s(h_T / std)   [Ls, d_S]   (teacher in the student's space)
+    ĥ_s→t = softmax_rows(Aᵀ) · P_s2t(h_S)         [Lt, d_T]   (student in the teacher's space)
+and each is pooled as its target model pools (v_t→s with the student's pooling over student tokens,
+v_s→t with the teacher's over teacher tokens). With z_S, z_T the two models' own sentence vectors:
+    align_t2s  = d(v_t→s, sg(z_S))        the teacher, carried, must read as a student vector
+    kl_student = KL(p(sg(v_t→s)) ‖ p(z_S))  the student learns the carried teacher's in-batch geometry
+    align_s2t  = d(v_s→t, z_T)            the student, carried, must read as the teacher's vector
+    kl_teacher = KL(p(z_T) ‖ p(v_s→t))      ... and order the batch as the teacher does
+    L = (1 − kd_rate)·InfoNCE + kd_rate·(align_t2s + kl_student + align_s2t + kl_teacher)
+d = 1 − cos (``--align_loss mse``: squared distance of normalised vectors); p(x) = in-batch similarity
+distribution softmax_{j≠i}(cos(x_i, x_j) / (τ·T)), τ = ``--temperature``, T = ``--kd_temperature``.
+Published defaults: kd_rate 0.5, KD temperature 2.0, projectors at their own lr 1e-3.
+
+How this maps the LM version and where it deviates:
+- Vocabulary logits become sentence-level quantities: the KL is between in-batch similarity
+  distributions (InfoNCE's logits cos/τ, softened by T) instead of next-token distributions, and
+  the t→s projector's own task (the LM version's cross-entropy of t→s logits on the gold tokens)
+  is align_t2s, with the student's vector as the (detached) label. As published, the student
+  learns from the carried teacher only through the detached KL target in its own space, and
+  through both teacher-space terms, which reach its token states via P_s2t.
+- Index embeddings: the LM version concatenates input and target-token embeddings; an encoder has
+  no target tokens, so queries and keys are the layer-0 states (embedding output) alone, and the
+  student's are detached as the original detaches its embedding lookups.
+- std is taken per sentence over its real tokens (the original: one scalar over the padded batch),
+  so a sentence's carried states do not depend on its batch mates or on padding.
+- Each distinct text is used once in the DSKD terms (a second dropout view of the same text would
+  add a pair of similarity ~1 to both distributions and say nothing about the teacher).
+- Every projector is trained (the reference code left one detached): P_q through both attention
+  directions, P_t2s through align_t2s, P_s2t through both teacher-space terms. They exist only for
+  training: the export is the student alone, as it is evaluated.
+Logged per step: task, align_t2s, kl_student, align_s2t, kl_teacher (unweighted), dskd (their sum), loss.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from talas.config import TrainConfig, option
+from talas.encoders import load_config, pool
+from talas.errors import ConfigError
+from talas.losses import cosine_distance, cross_attend, info_nce, normalized_mse, similarity_kl, std_scaled
+from talas.methods.base import Method
+from talas.methods.stella import distinct_rows
+from talas.provision import TeacherNeeds
+
+ALIGN_LOSSES = {"cosine": cosine_distance, "mse": normalized_mse}
+
+
+@dataclass
+class DskdConfig(TrainConfig):
+    kd_rate: float = option(0.5, "L = (1 - kd_rate)·InfoNCE + kd_rate·L_dskd, in [0, 1] (DSKD: 0.5; 0 = student-only baseline).", at_least=0)
+    kd_temperature: float = option(2.0, "KD temperature T softening the in-batch similarity logits cos/τ (DSKD: 2.0).", above=0)
+    projector_lr: float = option(1e-3, "Peak lr of the three projectors (query, t2s, s2t), on the student's schedule (DSKD: 1e-3).", above=0)
+    align_loss: str = option("cosine", "Distance between a carried sentence vector and its target: cosine (1 - cos) or mse (of normalised vectors).", ("cosine", "mse"))
+    teacher_layer: int = option(-1, "Teacher layer whose token states are carried into the student's space (transformers' numbering; -1 = last).")
+
+
+class DskdMethod(Method):
+    name = "dskd"
+    config_class = DskdConfig
+
+    def __init__(self, cfg: DskdConfig, student, teacher_dim: int):
+        super().__init__(cfg, student, teacher_dim)
+        self.teacher_dim = teacher_dim
+        if self.uses_teacher(cfg):
+            self.query = nn.Linear(student.dim, teacher_dim)
+            self.t2s = nn.Linear(teacher_dim, student.dim)
+            self.s2t = nn.Linear(student.dim, teacher_dim)
+
+    @classmethod
+    def uses_teacher(cls, cfg: DskdConfig) -> bool:
+        return cfg.kd_rate > 0
+
+    @classmethod
+    def needs_pairs(cls, cfg: DskdConfig) -> bool:
+        return cfg.kd_rate < 1
+
+    @classmethod
+    def teacher_needs(cls, cfg: DskdConfig) -> TeacherNeeds:
+        if not cls.uses_teacher(cfg):
+            return TeacherNeeds(vectors="none")
+        # Online pooled vectors are z_T; layer 0 gives the keys, teacher_layer the carried states.
+        return TeacherNeeds(vectors="online", layers=(0, cfg.teacher_layer))
+
+    @classmethod
+    def validate(cls, cfg: DskdConfig) -> None:
+        if not 0 <= cfg.kd_rate <= 1:
+            raise ConfigError(f"--kd_rate {cfg.kd_rate:g} is out of range: it must be in [0, 1] (L = (1 - kd_rate)·InfoNCE + kd_rate·L_dskd).")
+        if not cls.uses_teacher(cfg):
+            return
+        layers = int(load_config(cfg.teacher_model_name).num_hidden_layers)
+        if not -(layers + 1) <= cfg.teacher_layer <= layers:
+            raise ConfigError(
+                f"--teacher_layer {cfg.teacher_layer}: {cfg.teacher_model_name!r} has {layers} layers "
+                f"(valid: {-(layers + 1)}..{layers}, 0 = embeddings, -1 = last)."
+            )
+
+    def param_groups(self) -> list[dict]:
+        """The student's groups as usual; the projectors in groups of their own at --projector_lr.
+
+        Groups are fixed here, before the optimiser and the scheduler exist, so the schedule scales
+        the projectors' lr too (the reference code added them after the scheduler: constant lr).
+        """
+        groups = []
+        for lr, params in ((None, self.student.named_parameters(prefix="student")), (self.cfg.projector_lr, self.projector_parameters())):
+            decay, no_decay = [], []
+            for name, param in params:
+                if param.requires_grad:
+                    (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+            extra = {} if lr is None else {"lr": lr}
+            groups += [{"params": decay, "weight_decay": self.cfg.weight_decay, **extra},
+                       {"params": no_decay, "weight_decay": 0.0, **extra}]
+        return [g for g in groups if g["params"]]
+
+    def projector_parameters(self):
+        return ((name, p) for name, p in self.named_parameters() if not name.startswith("student."))
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cfg = self.cfg
+        with_teacher = "teacher_hidden" in batch
+        out = self.student.forward_tokens(batch["features"], layers=(0,) if with_teacher else ())
+        z = out.pooled
+        size, ids = batch["size"], batch["text_ids"]
+        if batch["single_view"]:
+            task = z.new_zeros((), dtype=torch.float32)
+        else:
+            task = info_nce(
+                z[:size], z[size : 2 * size], cfg.temperature, negatives=z[2 * size :],
+                anchor_ids=ids[:size], positive_ids=ids[size : 2 * size], negative_ids=ids[2 * size :],
+            )
+        if not with_teacher:  # kd_rate 0: the student-only baseline
+            return task, {"loss": task.detach(), "task": task.detach()}
+        terms = self.dskd_terms(batch, out, distinct_rows(ids, torch.ones_like(ids, dtype=torch.bool)))
+        dskd = sum(terms.values())
+        loss = (1 - cfg.kd_rate) * task + cfg.kd_rate * dskd
+        metrics = {"loss": loss, "task": task, **terms, "dskd": dskd}
+        return loss, {k: v.detach() for k, v in metrics.items()}
+
+    def carry(self, batch: dict, out, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled carried vectors (v_t→s [N, d_S], v_s→t [N, d_T]) of the texts at ``rows``."""
+        s_mask = batch["features"]["attention_mask"][rows]
+        t_mask = batch["teacher_features"]["attention_mask"][rows]
+        t_embed, t_states = (h[rows] for h in batch["teacher_hidden"])
+        query = self.query(out.hidden_states[0][rows].detach())
+        scores = query @ std_scaled(t_embed, t_mask).transpose(1, 2) / math.sqrt(self.teacher_dim)  # [N, Ls, Lt]
+        t2s = cross_attend(scores, t_mask, self.t2s(std_scaled(t_states, t_mask)))
+        s2t = cross_attend(scores.transpose(1, 2), s_mask, self.s2t(out.tokens[rows]))
+        return pool(t2s, s_mask, self.student.pooling), pool(s2t, t_mask, self.cfg.pooling_method)
+
+    def dskd_terms(self, batch: dict, out, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        v_t2s, v_s2t = self.carry(batch, out, rows)
+        z_s, z_t = out.pooled[rows], batch["teacher"][rows]
+        align = ALIGN_LOSSES[cfg.align_loss]
+        scale = 1.0 / (cfg.temperature * cfg.kd_temperature)
+        return {
+            "align_t2s": align(v_t2s, z_s.detach()),
+            "kl_student": similarity_kl(v_t2s.detach(), z_s, scale),
+            "align_s2t": align(v_s2t, z_t),
+            "kl_teacher": similarity_kl(z_t, v_s2t, scale),
+        }
