@@ -1,4 +1,4 @@
-"""Score a sentence encoder on tasks declared in a YAML file: STS, pair classification, classification.
+"""Score a sentence encoder on tasks declared in a YAML file: STS, pair classification, classification, retrieval.
 
     talas eval --model path/to/student --pooling mean --output_dir results/eval
 
@@ -8,8 +8,10 @@
     report["averages"]["overall"]
 
 The core takes an ``encode(texts) -> [N, D]`` callable, so the training loop scores its in-memory
-model with the same code as the CLI. Every unique text of a run is encoded once. Nothing is
-tuned on a test split: thresholds come from validation, classifiers are fit on train.
+model with the same code as the CLI. Retrieval may encode queries and documents with two other
+callables (``encode_query``, ``encode_document``): a student's queries against a teacher's corpus.
+Every unique text of a run is encoded once per role (text, query, document). Nothing is tuned on
+a test split: thresholds come from validation, classifiers are fit on train.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from talas.errors import ConfigError, DataError, ModelError
 from talas.tables import read_table
 
 BUNDLED_TASKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks", "bundled.yaml")
-TASK_TYPES = ("sts", "pair_classification", "classification")
+TASK_TYPES = ("sts", "pair_classification", "classification", "retrieval")
 SPLITS = ("train", "validation", "test")
-# The score each task type is averaged on (as MTEB: Spearman, average precision, accuracy).
-MAIN_SCORE = {"sts": "spearman", "pair_classification": "ap", "classification": "accuracy"}
+# The score each task type is averaged on (as MTEB: Spearman, average precision, accuracy, nDCG@10).
+MAIN_SCORE = {"sts": "spearman", "pair_classification": "ap", "classification": "accuracy", "retrieval": "ndcg_at_10"}
 # Classifier training rows per task by default. The scored and threshold splits are ~0.7M tokens
 # (MiniLM's tokenizer); all ~53k training rows would add ~1.1M more, 4000 per task add ~0.24M.
 DEFAULT_MAX_TRAIN_SAMPLES = 4000
@@ -40,10 +42,15 @@ TYPE_KEYS = {
     "sts": ({"score_column"}, {"score_range"}),
     "pair_classification": ({"label_column", "positive_label"}, set()),
     "classification": ({"label_column"}, set()),
+    "retrieval": (set(), {"id_column", "text_column", "qrels_columns"}),
 }
-TEXT_COLUMN_COUNT = {"sts": 2, "pair_classification": 2, "classification": 1}
+TEXT_COLUMN_COUNT = {"sts": 2, "pair_classification": 2, "classification": 1}  # retrieval names its columns otherwise
 # The split a type cannot do without: thresholds are tuned on validation, classifiers fit on train.
-REQUIRED_SPLIT = {"sts": None, "pair_classification": "validation", "classification": "train"}
+REQUIRED_SPLIT = {"sts": None, "pair_classification": "validation", "classification": "train", "retrieval": None}
+# A retrieval split is three files: the queries, the corpus, and the relevance judgements (qrels).
+RETRIEVAL_FILES = ("queries", "corpus", "qrels")
+# Retrieved documents per query: enough for Recall@100, the deepest cut reported.
+RETRIEVAL_DEPTH = 100
 
 Encode = Callable[[list[str]], Any]  # texts -> np.ndarray or torch.Tensor of shape [N, D]
 
@@ -60,22 +67,42 @@ class SplitData:
 
 
 @dataclass
+class RetrievalData:
+    """One split of a retrieval task: the judged queries, the whole corpus, and who is relevant to whom."""
+
+    queries: list[str]  # the queries with at least one relevant document, in file order
+    corpus: list[str]  # every document, in file order
+    relevance: list[dict[int, int]]  # per query: corpus row -> grade (>= 1; unlisted rows are not relevant)
+    unjudged_queries: int  # queries of the file without a relevant document: not scored (as trec_eval)
+
+
+@dataclass
 class Task:
     name: str
     type: str
-    files: dict[str, str]  # split name -> resolved path
+    files: dict[str, Any]  # split name -> resolved path (retrieval: -> {"queries", "corpus", "qrels"} -> path)
     text_columns: list[str]
     score_column: str | None = None
     score_range: tuple[float, float] | None = None
     label_column: str | None = None
     positive_label: str | None = None
+    id_column: str = "id"  # retrieval: the id and text columns of the queries and corpus files
+    text_column: str = "text"
+    qrels_columns: tuple[str, str, str] = ("query_id", "doc_id", "relevance")
     description: str = ""
     source: str = ""  # the YAML file that declared it, for error messages
     loaded: dict[str, SplitData] = field(default_factory=dict, repr=False, compare=False)
 
     def metadata(self) -> dict[str, Any]:
         keys = ("name", "type", "files", "text_columns", "score_column", "score_range", "label_column", "positive_label", "description")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) not in (None, "")}
+        if self.type == "retrieval":
+            keys = ("name", "type", "files", "id_column", "text_column", "qrels_columns", "description")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) not in (None, "", [])}
+
+    def paths(self) -> list[tuple[str, str]]:
+        """(split, path) of every file the task declares."""
+        return [(split, path) for split, entry in self.files.items()
+                for path in (entry.values() if isinstance(entry, dict) else [entry])]
 
     def read(self, split: str) -> SplitData:
         """Read and check one split (memoised: the training loop evaluates many times)."""
@@ -83,7 +110,9 @@ class Task:
             self.loaded[split] = self.parse(split)
         return self.loaded[split]
 
-    def parse(self, split: str) -> SplitData:
+    def parse(self, split: str) -> SplitData | RetrievalData:
+        if self.type == "retrieval":
+            return self.parse_retrieval(split)
         table = read_table(self.files[split])
         target_column = self.score_column if self.type == "sts" else self.label_column
         table.require(*self.text_columns, target_column)
@@ -106,6 +135,53 @@ class Task:
                 f"column {self.label_column!r} holds {', '.join(map(repr, found[:10]))}. Fix positive_label or label_column in {self.source}."
             )
         return SplitData(texts, np.array([v == self.positive_label for v in raw]))
+
+    def parse_retrieval(self, split: str) -> RetrievalData:
+        files = self.files[split]
+        query_ids, queries = self.read_texts(files["queries"], "query")
+        doc_ids, corpus = self.read_texts(files["corpus"], "document")
+        doc_row = {doc_id: row for row, doc_id in enumerate(doc_ids)}
+        grades: dict[str, dict[int, int]] = {}
+        table = read_table(files["qrels"])
+        query_column, doc_column, grade_column = self.qrels_columns
+        table.require(*self.qrels_columns)
+        where = f"task {self.name!r}, {table.path}"
+        known_queries, judged = set(query_ids), set()
+        for row, line in zip(table.rows, table.line_numbers, strict=True):
+            query, doc, value = row[query_column], row[doc_column], row[grade_column].strip()
+            if query not in known_queries:
+                raise DataError(f"{where}: line {line}: query id {query!r} is not in {files['queries']}.")
+            if doc not in doc_row:
+                raise DataError(f"{where}: line {line}: document id {doc!r} is not in {files['corpus']}.")
+            if not value.isdigit():
+                raise DataError(f"{where}: line {line}: relevance {value!r} in column {grade_column!r} is not a whole number >= 0.")
+            if (query, doc) in judged:
+                raise DataError(f"{where}: line {line}: query {query!r} and document {doc!r} are judged twice.")
+            judged.add((query, doc))
+            if int(value) > 0:  # a 0 says "judged, not relevant": the same as unjudged for these metrics
+                grades.setdefault(query, {})[doc_row[doc]] = int(value)
+        scored = [i for i, query in enumerate(query_ids) if query in grades]
+        if not scored:
+            raise DataError(f"{where}: no query has a relevant document (relevance >= 1); nothing can be scored.")
+        return RetrievalData([queries[i] for i in scored], corpus, [grades[query_ids[i]] for i in scored],
+                             len(query_ids) - len(scored))
+
+    def read_texts(self, path: str, what: str) -> tuple[list[str], list[str]]:
+        """(ids, texts) of a queries or corpus file; ids unique, texts non-empty."""
+        table = read_table(path)
+        table.require(self.id_column, self.text_column)
+        where = f"task {self.name!r}, {table.path}"
+        ids, texts, seen = [], [], set()
+        for row, line in zip(table.rows, table.line_numbers, strict=True):
+            key, text = row[self.id_column], row[self.text_column]
+            if key in seen:
+                raise DataError(f"{where}: line {line}: {what} id {key!r} appears twice; ids must be unique.")
+            if not text.strip():
+                raise DataError(f"{where}: line {line}: {what} {key!r} has an empty {self.text_column!r}.")
+            seen.add(key)
+            ids.append(key)
+            texts.append(text)
+        return ids, texts
 
     def parse_scores(self, raw: list[str], lines: list[int], where: str) -> np.ndarray:
         scores = np.empty(len(raw))
@@ -151,7 +227,7 @@ def load_tasks(path: str | None = None, names: Sequence[str] | None = None, data
         raise ConfigError(f"Unknown task(s) {', '.join(map(repr, unknown))} in {path}; tasks declared: {', '.join(by_name)}.")
     chosen = [by_name[n] for n in names] if names else tasks
     for task in chosen:
-        for split, file in task.files.items():
+        for split, file in task.paths():
             if not os.path.isfile(file):
                 raise DataError(
                     f"Task {task.name!r} ({split}): file {file!r} does not exist. Pass --data_dir with the folder holding "
@@ -168,16 +244,19 @@ def parse_task(entry: Any, source: str, base: str) -> Task:
     if kind not in TASK_TYPES:
         raise ConfigError(f"{where}: type {kind!r} is not one of {', '.join(TASK_TYPES)}.")
     required, optional = TYPE_KEYS[kind]
-    missing = sorted((required | {"files", "text_columns"}) - entry.keys())
-    unknown = sorted(entry.keys() - required - optional - COMMON_KEYS)
+    common = COMMON_KEYS - {"text_columns"} if kind == "retrieval" else COMMON_KEYS
+    missing = sorted((required | common - {"description"}) - entry.keys())
+    unknown = sorted(entry.keys() - required - optional - common)
     if missing or unknown:
         problem = f"missing {', '.join(missing)}" if missing else f"unknown key(s) {', '.join(unknown)}"
-        raise ConfigError(f"{where}: {problem}; a {kind} task takes {', '.join(sorted(required | optional | COMMON_KEYS))}.")
+        raise ConfigError(f"{where}: {problem}; a {kind} task takes {', '.join(sorted(required | optional | common))}.")
     files = entry["files"]
     if not isinstance(files, dict) or not files or not set(files) <= set(SPLITS):
         raise ConfigError(f"{where}: 'files' must map split names ({', '.join(SPLITS)}) to paths; got {files!r}.")
     if REQUIRED_SPLIT[kind] and REQUIRED_SPLIT[kind] not in files:
         raise ConfigError(f"{where}: a {kind} task needs a {REQUIRED_SPLIT[kind]} file (nothing is tuned on test).")
+    if kind == "retrieval":
+        return parse_retrieval_task(entry, where, source, base)
     columns = entry["text_columns"]
     if not isinstance(columns, list) or len(columns) != TEXT_COLUMN_COUNT[kind]:
         raise ConfigError(f"{where}: text_columns must list {TEXT_COLUMN_COUNT[kind]} column name(s) for a {kind} task; got {columns!r}.")
@@ -189,7 +268,7 @@ def parse_task(entry: Any, source: str, base: str) -> Task:
     return Task(
         name=str(entry["name"]),
         type=kind,
-        files={split: os.path.normpath(os.path.join(base, os.path.expanduser(str(p)))) for split, p in files.items()},
+        files={split: resolve_path(base, p) for split, p in files.items()},
         text_columns=[str(c) for c in columns],
         score_column=entry.get("score_column"),
         score_range=(float(score_range[0]), float(score_range[1])) if score_range else None,
@@ -201,9 +280,30 @@ def parse_task(entry: Any, source: str, base: str) -> Task:
     )
 
 
+def resolve_path(base: str, path: Any) -> str:
+    return os.path.normpath(os.path.join(base, os.path.expanduser(str(path))))
+
+
+def parse_retrieval_task(entry: dict, where: str, source: str, base: str) -> Task:
+    files = {}
+    for split, parts in entry["files"].items():
+        if not isinstance(parts, dict) or set(parts) != set(RETRIEVAL_FILES):
+            raise ConfigError(f"{where}: each split of a retrieval task maps {', '.join(RETRIEVAL_FILES)} to a file; "
+                              f"{split} has {parts!r}.")
+        files[split] = {part: resolve_path(base, parts[part]) for part in RETRIEVAL_FILES}
+    qrels_columns = entry.get("qrels_columns", list(Task.qrels_columns))
+    if not isinstance(qrels_columns, list) or len(qrels_columns) != 3:
+        raise ConfigError(f"{where}: qrels_columns must list 3 column names (query id, document id, relevance); got {qrels_columns!r}.")
+    return Task(
+        name=str(entry["name"]), type="retrieval", files=files, text_columns=[],
+        id_column=str(entry.get("id_column", Task.id_column)), text_column=str(entry.get("text_column", Task.text_column)),
+        qrels_columns=tuple(str(c) for c in qrels_columns), description=str(entry.get("description", "")), source=source,
+    )
+
+
 def plan_splits(task: Task, split: str) -> dict[str, str]:
     """Which split plays which role: 'report' is scored, 'tune' picks a threshold, 'train' fits a classifier."""
-    if task.type == "sts":
+    if task.type in ("sts", "retrieval"):
         return {"report": split}
     if task.type == "pair_classification":
         return {"tune": "validation", "report": split}
@@ -260,10 +360,12 @@ def to_numpy(vectors: Any) -> np.ndarray:
 
 
 def evaluate(
-    encode: Encode,
+    encode: Encode | None,
     tasks: Sequence[Task],
     split: str = "test",
     *,
+    encode_query: Encode | None = None,
+    encode_document: Encode | None = None,
     max_train_samples: int | None = DEFAULT_MAX_TRAIN_SAMPLES,
     seed: int = 0,
     logreg_solver: str = "lbfgs",
@@ -277,16 +379,25 @@ def evaluate(
     threshold on validation, classification fits on train and reports on validation; tasks
     without that split are listed under "skipped". Classifiers train on at most
     ``max_train_samples`` rows (a seeded subset, the same for every model; None: all), never on
-    a row whose text is in the scored split.
+    a row whose text is in the scored split. Retrieval encodes queries with ``encode_query`` and
+    documents with ``encode_document`` (each defaults to ``encode``); with ``encode=None`` only
+    retrieval tasks are scored, the others are listed as skipped.
     Returns {"split", "tasks": {name: scores}, "averages": {type: mean main score, "overall":
-    mean over tasks}, "skipped", "n_texts", "encode_seconds"}.
+    mean over tasks}, "skipped", "n_texts", "encode_seconds", and per role ("text", "query",
+    "document") "texts_by_role" and "seconds_by_role"}.
     """
     if split not in ("validation", "test"):
         raise ConfigError(f"split must be 'validation' or 'test', got {split!r}.")
+    encoders = {"text": encode, "query": encode_query or encode, "document": encode_document or encode}
+    if encoders["query"] is None or encoders["document"] is None:
+        raise ConfigError("Pass encode, or both encode_query and encode_document.")
     plans, skipped = [], {}
     for task in tasks:
         if split not in task.files:
             skipped[task.name] = f"no {split} file declared"
+            continue
+        if encode is None and task.type != "retrieval":
+            skipped[task.name] = "a query/corpus model pairing scores retrieval tasks only"
             continue
         roles = plan_splits(task, split)
         data = {role: task.read(s) for role, s in roles.items()}
@@ -296,20 +407,29 @@ def evaluate(
             data["train"] = subsample(data["train"], max_train_samples, seed)
         plans.append((task, roles, data, dropped))
     if not plans:
-        raise ConfigError(f"None of the tasks ({', '.join(t.name for t in tasks)}) declares a {split} file.")
+        reasons = "; ".join(f"{name}: {why}" for name, why in skipped.items())
+        raise ConfigError(f"No task can be scored on {split} ({reasons}).")
 
-    index: dict[str, int] = {}
+    index: dict[str, dict[str, int]] = {role: {} for role in encoders}
     for _, _, data, _ in plans:
         for part in data.values():
-            for column in part.texts:
-                for text in column:
-                    index.setdefault(text, len(index))
-    start = time.perf_counter()
-    vectors = encode_unique(encode, list(index), progress=progress)
-    encode_seconds = time.perf_counter() - start
+            columns = [("query", part.queries), ("document", part.corpus)] if isinstance(part, RetrievalData) else \
+                [("text", column) for column in part.texts]
+            for role, texts in columns:
+                for text in texts:
+                    index[role].setdefault(text, len(index[role]))
+    vectors, seconds = {}, {}
+    for role, texts in index.items():
+        if texts:
+            start = time.perf_counter()
+            vectors[role] = encode_unique(encoders[role], list(texts), progress=progress)
+            seconds[role] = time.perf_counter() - start
+    if "query" in vectors and vectors["query"].shape[1] != vectors["document"].shape[1]:
+        raise ModelError(f"Query vectors are {vectors['query'].shape[1]}-d and document vectors {vectors['document'].shape[1]}-d: "
+                         "retrieval compares them, so both encoders must embed into one space.")
 
-    def embed(texts: list[str]) -> np.ndarray:
-        return vectors[[index[t] for t in texts]]
+    def embed(texts: list[str], role: str = "text") -> np.ndarray:
+        return vectors[role][[index[role][t] for t in texts]]
 
     results = {}
     for task, roles, data, dropped in plans:
@@ -322,6 +442,10 @@ def evaluate(
                 metrics.cosine_rows(*map(embed, tune.texts)), tune.targets,
                 metrics.cosine_rows(*map(embed, report.texts)), report.targets,
             )
+        elif task.type == "retrieval":
+            ranked = metrics.exact_search(embed(report.queries, "query"), embed(report.corpus, "document"), RETRIEVAL_DEPTH)
+            scores = {**metrics.retrieval_scores(ranked, report.relevance), "corpus_size": len(report.corpus),
+                      "unjudged_queries": report.unjudged_queries}
         else:
             train = data["train"]
             scores = metrics.classification_scores(
@@ -334,7 +458,7 @@ def evaluate(
             "type": task.type,
             "main_score": MAIN_SCORE[task.type],
             **{f"{role}_split": name for role, name in roles.items()},
-            "rows": len(report.targets),
+            "rows": len(report.queries) if task.type == "retrieval" else len(report.targets),
             **scores,
         }
     return {
@@ -342,8 +466,10 @@ def evaluate(
         "tasks": results,
         "averages": averages(results),
         "skipped": skipped,
-        "n_texts": len(index),
-        "encode_seconds": encode_seconds,
+        "n_texts": sum(len(texts) for texts in index.values()),
+        "encode_seconds": sum(seconds.values()),
+        "texts_by_role": {role: len(texts) for role, texts in index.items() if texts},
+        "seconds_by_role": seconds,
     }
 
 

@@ -148,3 +148,72 @@ def classification_scores(
         "iterations": int(np.max(model.n_iter_)),
         "converged": converged,
     }
+
+
+# --- retrieval ------------------------------------------------------------------------------------
+
+# Queries per block of the exact search: the block's [rows, N] score matrix stays near 256 MiB.
+SEARCH_BLOCK_SCORES = 1 << 26
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32); a zero row stays zero (cosine 0 with everything)."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+def exact_search(queries: np.ndarray, corpus: np.ndarray, k: int) -> np.ndarray:
+    """Row indices of the ``k`` corpus rows most cosine-similar to each query: [Q, D] x [N, D] -> [Q, min(k, N)].
+
+    Exact: every query is scored against every document with a matrix product, a block of queries
+    at a time. Equal scores rank the lower corpus row first, so the ranking is reproducible.
+    """
+    q, c = unit_rows(queries), unit_rows(corpus)
+    k = min(k, len(c))
+    block = max(1, SEARCH_BLOCK_SCORES // max(1, len(c)))
+    out = np.empty((len(q), k), dtype=np.int64)
+    for start in range(0, len(q), block):
+        scores = q[start : start + block] @ c.T
+        out[start : start + block] = top_k_rows(scores, k)
+    return out
+
+
+def top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the columns of the k largest scores, best first, ties to the lower column."""
+    if k == scores.shape[1]:
+        candidates = np.broadcast_to(np.arange(k), scores.shape)
+    else:
+        candidates = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    kth = np.take_along_axis(scores, candidates, axis=1).min(axis=1)
+    out = np.empty((len(scores), k), dtype=np.int64)
+    for row in range(len(scores)):
+        # argpartition picks arbitrarily among scores equal to the k-th: take every column that reaches it.
+        tied = np.flatnonzero(scores[row] >= kth[row]) if k < scores.shape[1] else candidates[row]
+        order = np.lexsort((tied, -scores[row, tied]))  # score descending, then column ascending
+        out[row] = tied[order[:k]]
+    return out
+
+
+def retrieval_scores(ranked: np.ndarray, relevance: list[dict[int, int]]) -> dict[str, float]:
+    """nDCG@10, MRR@10, Recall@10 and Recall@100 (×100, mean over queries) of ranked corpus rows.
+
+    ``ranked[i]`` lists query i's retrieved corpus rows best first (at least 100 when the corpus
+    has them); ``relevance[i]`` maps corpus row -> grade (a positive integer; unlisted rows are 0).
+    As trec_eval: the gain of a document is its grade, discounted by log2(rank + 1); the ideal DCG
+    ranks the query's grades highest first; a document counts as relevant when its grade is >= 1.
+    """
+    ndcg, mrr, recall10, recall100 = [], [], [], []
+    discounts = 1.0 / np.log2(np.arange(2, 12))  # ranks 1..10
+    for rows, grades in zip(ranked, relevance, strict=True):
+        gains = np.array([grades.get(int(r), 0) for r in rows[:100]], dtype=np.float64)
+        top = gains[:10]
+        ideal = np.sort(np.fromiter(grades.values(), dtype=np.float64))[::-1][:10]
+        ndcg.append(float(top @ discounts[: len(top)]) / float(ideal @ discounts[: len(ideal)]))
+        hits = np.flatnonzero(top > 0)
+        mrr.append(1.0 / (hits[0] + 1) if len(hits) else 0.0)
+        relevant = sum(1 for g in grades.values() if g > 0)
+        recall10.append(np.count_nonzero(top > 0) / relevant)
+        recall100.append(np.count_nonzero(gains > 0) / relevant)
+    return {name: 100.0 * float(np.mean(values)) for name, values in
+            (("ndcg_at_10", ndcg), ("mrr_at_10", mrr), ("recall_at_10", recall10), ("recall_at_100", recall100))}

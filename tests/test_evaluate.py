@@ -148,7 +148,7 @@ def test_bundled_suite_declares_every_task_with_its_label_convention():
     assert {n: t.type for n, t in tasks.items()} == {
         "STS-B": "sts", "SICK-R": "sts", "MRPC": "pair_classification", "QNLI": "pair_classification",
         "RTE": "pair_classification", "Banking77": "classification", "Emotion": "classification",
-        "TweetEval-sentiment": "classification",
+        "TweetEval-sentiment": "classification", "QNLI-retrieval": "retrieval",
     }
     assert [tasks[n].positive_label for n in ("MRPC", "QNLI", "RTE")] == ["1", "0", "0"]
     assert tasks["QNLI"].read("validation").targets.mean() == pytest.approx(515 / 1000)  # label 0 = entailment
