@@ -194,6 +194,16 @@ MUTATIONS = [
       "talas/eval_cli.py", "check_model_path(path, pooling)",
       "None",
       ("tests/test_evaluate.py::test_eval_on_a_missing_model_folder_says_it_does_not_exist",)),
+    M("dskd-projector-detached", "issue 12: DSKD trains every projector (the reference code left one detached)",
+      "talas/methods/dskd.py", "t2s = cross_attend(scores, t_mask, self.t2s(std_scaled(t_states, t_mask)))",
+      "t2s = cross_attend(scores, t_mask, self.t2s(std_scaled(t_states, t_mask)).detach())",
+      ("tests/test_dskd.py::test_every_projector_is_trained_and_each_term_reaches_what_it_should",)),
+    M("dskd-attention-sees-padding", "issue 12: DSKD's cross-model attention is per sentence, masked on padding on both sides",
+      "talas/losses.py", "scores = scores.float().masked_fill(~key_mask.bool().unsqueeze(1), torch.finfo(torch.float32).min)",
+      "scores = scores.float()",
+      ("tests/test_dskd.py::test_cross_attend_softmax_runs_over_the_sentences_real_keys",
+       "tests/test_dskd.py::test_attention_is_per_sentence_a_padded_batch_equals_each_sentence_alone",
+       "tests/test_dskd.py::test_each_dskd_term_known_value_with_padding_on_both_sides")),
 ]
 
 
