@@ -4,6 +4,8 @@
         --student_model_name bert-base-uncased --teacher_model_name Qwen/Qwen3-Embedding-0.6B
     talas cache --teacher_model_name Qwen/Qwen3-Embedding-0.6B    # build the teacher cache only
     talas eval --model checkpoints/talas/model                    # score on the bundled suite
+    talas compare --methods talas,stella --out results/compare    # train, measure and score methods side by side
+    talas router --query_model checkpoints/talas/model --document_model <teacher> --output_dir asym
 
 User errors print one line (`error: ...`) and exit with status 2; `--debug` shows the traceback.
 """
@@ -19,7 +21,9 @@ from talas.errors import CacheError, TalasError
 COMMANDS = {
     "train": "Distil a teacher into a student (builds or reuses the teacher cache).",
     "cache": "Build the teacher cache without training; --list, --verify, --prune the stored caches; --convert a seed .pt.",
-    "eval": "Score models on declared evaluation tasks (STS, pair classification, classification).",
+    "eval": "Score models on declared evaluation tasks (STS, pair classification, classification, retrieval).",
+    "router": "Save one model that encodes queries with the student and documents with the teacher.",
+    "compare": "Train several methods on the same data, models and budget; measure and score each.",
 }
 
 
@@ -130,9 +134,25 @@ def cmd_eval(argv: list[str]) -> int:
     return eval_main(argv)
 
 
+def cmd_router(argv: list[str]) -> int:
+    from talas.router import main as router_main
+
+    return router_main(argv)
+
+
+def cmd_compare(argv: list[str]) -> int:
+    from talas.compare import compare
+
+    try:
+        return compare(argv)
+    except KeyboardInterrupt:
+        print("\nInterrupted. Finished methods are kept: rerun the same command to resume the comparison.", file=sys.stderr)
+        return 130
+
+
 def usage() -> str:
     lines = ["usage: talas <command> [options]   (talas <command> --help for its options)", "", "commands:"]
-    lines += [f"  {name:<6} {text}" for name, text in COMMANDS.items()]
+    lines += [f"  {name:<7} {text}" for name, text in COMMANDS.items()]
     return "\n".join(lines)
 
 
@@ -142,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
-    handler = {"train": cmd_train, "cache": cmd_cache, "eval": cmd_eval}.get(command)
+    handler = {"train": cmd_train, "cache": cmd_cache, "eval": cmd_eval, "router": cmd_router, "compare": cmd_compare}.get(command)
     if handler is None:
         print(f"error: unknown command {command!r}.\n{usage()}", file=sys.stderr)
         return 2

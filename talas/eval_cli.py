@@ -292,7 +292,7 @@ def plan_runs(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise ConfigError(f"Model names must differ to compare models ({', '.join(names)}); pass --name once per --model "
                           "and per query/corpus pairing.")
     runs = [{"name": name, "model": {"path": path, "pooling": pooling, "prompt": prompt}}
-            for name, path, pooling, prompt in zip(names, models, per_model(args.pooling, len(models), "--pooling"),
+            for name, path, pooling, prompt in zip(names[: len(models)], models, per_model(args.pooling, len(models), "--pooling"),
                                                    per_model(args.prompt, len(models), "--prompt"), strict=True)]
     one = {"pooling": args.pooling[0] if args.pooling and len(args.pooling) == 1 else None,
            "prompt": args.prompt[0] if args.prompt and len(args.prompt) == 1 else None}  # --pooling/--prompt given once: for all
