@@ -204,6 +204,18 @@ MUTATIONS = [
       ("tests/test_dskd.py::test_cross_attend_softmax_runs_over_the_sentences_real_keys",
        "tests/test_dskd.py::test_attention_is_per_sentence_a_padded_batch_equals_each_sentence_alone",
        "tests/test_dskd.py::test_each_dskd_term_known_value_with_padding_on_both_sides")),
+    M("ndcg-discount-off-by-one", "docs/evaluation.md: nDCG@10 discounts rank r by log2(r + 1), as trec_eval",
+      "talas/metrics.py", "discounts = 1.0 / np.log2(np.arange(2, 12))",
+      "discounts = 1.0 / np.log2(np.arange(3, 13))",
+      ("tests/test_retrieval.py::test_retrieval_scores_known_values", "tests/test_retrieval.py::test_retrieval_scores_match_trec_eval")),
+    M("pairing-corpus-by-query-model", "docs/evaluation.md: --query_model encodes the queries, --corpus_model the corpus",
+      "talas/eval_cli.py", 'encode_document = corpus_encoders["document"]',
+      'encode_document = query_encoders["document"]',
+      ("tests/test_retrieval.py::test_student_queries_against_a_teacher_corpus",)),
+    M("corpus-cache-unchecked", "docs/evaluation.md: a corpus cache of other vectors (teacher, pooling, prompt) is refused",
+      "talas/corpus_cache.py", "if cosine.min() < SPOT_CHECK_COSINE:",
+      "if False:",
+      ("tests/test_retrieval.py::test_a_cache_of_other_vectors_is_refused",)),
 ]
 
 
