@@ -191,7 +191,7 @@ MUTATIONS = [
       "return list(range(n_chunks))",
       ("tests/test_faults_cache.py::test_killed_build_resumes_to_a_byte_identical_cache[cache_chunk_done:1-remaining0]",)),
     M("eval-missing-folder-unchecked", "README: bad input gives one clear message (talas eval on a missing folder)",
-      "talas/eval_cli.py", "check_model_path(path, pooling)",
+      "talas/eval_cli.py", "check_model_path(side[\"path\"], side[\"pooling\"])",
       "None",
       ("tests/test_evaluate.py::test_eval_on_a_missing_model_folder_says_it_does_not_exist",)),
     M("dskd-projector-detached", "issue 12: DSKD trains every projector (the reference code left one detached)",
@@ -216,6 +216,18 @@ MUTATIONS = [
       "talas/corpus_cache.py", "if cosine.min() < SPOT_CHECK_COSINE:",
       "if False:",
       ("tests/test_retrieval.py::test_a_cache_of_other_vectors_is_refused",)),
+    M("compare-reruns-finished", "README: an interrupted `talas compare` resumes; finished methods are not rerun",
+      "talas/compare.py", "        if run.name in done:\n",
+      "        if False:\n",
+      ("tests/test_compare.py::test_compare_resumes_without_rerunning_the_finished_method",)),
+    M("compare-cache-per-method", "README: `talas compare` builds one teacher cache, shared by the methods that read it",
+      "talas/compare.py", 'argv += ["--cache_path", os.path.join(out, "cache", "teacher.safetensors")]',
+      'argv += ["--cache_path", os.path.join(run_dir, "cache", "teacher.safetensors")]',
+      ("tests/test_compare.py::test_compare_measures_every_registered_method",)),
+    M("online-teacher-forwards-uncounted", "README: teacher forward passes are counted by a hook, not assumed",
+      "talas/train.py", "self.meter.watch_teacher(supply.online.encoder.model)",
+      "None",
+      ("tests/test_compare.py::test_online_teacher_forwards_are_batches_times_views",)),
 ]
 
 
