@@ -256,3 +256,124 @@ def cdm_group_mse(student: torch.Tensor, teacher: torch.Tensor, valid: torch.Ten
 
 
 # ----------------------------------------------------------------------------- EMO (talas/methods/emo.py)
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Linear CKA between two sets of row vectors, one pair of sets per batch element; fp32.
+
+    x: [B, n, p], y: [B, n, q] (row i of x and row i of y describe the same item; the widths may
+    differ); rows: [B, n] bool, the real rows (None: all). Padded rows must not matter, so they are
+    left out of the column means and zeroed after centring; padded COLUMNS must be zero in every
+    row (then centring keeps them zero). Returns (cka [B], defined [B] bool):
+
+        CKA = ‖X̃ᵀỸ‖²_F / (‖X̃ᵀX̃‖_F · ‖ỸᵀỸ‖_F),   X̃, Ỹ centred over the real rows,
+
+    the HSIC ratio of Kornblith et al. (2019) with linear kernels: 1 when Y = c·X·Q (isotropic
+    scale c, orthogonal Q), in [0, 1] always. (METHODS.md writes the square root of this, which
+    shares those properties; "linear CKA" names this one.) ``defined`` is False with fewer than 3
+    real rows (two centred rows are ±d: rank one, and CKA is 1 whatever the rows are) or where a
+    side has no spread over them; cka is 0 there, without NaN.
+    """
+    with torch.autocast(x.device.type, enabled=False):
+        x, y = x.float(), y.float()
+        keep = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if rows is None else rows.bool()
+        weight = keep.to(x.dtype).unsqueeze(-1)
+        count = weight.sum(1, keepdim=True).clamp(min=1)
+        x = (x - (x * weight).sum(1, keepdim=True) / count) * weight
+        y = (y - (y * weight).sum(1, keepdim=True) / count) * weight
+        cross = (x.transpose(1, 2) @ y).pow(2).sum((1, 2))
+        self_x = torch.linalg.matrix_norm(x.transpose(1, 2) @ x)
+        self_y = torch.linalg.matrix_norm(y.transpose(1, 2) @ y)
+        # Relative threshold: a side whose centred rows are rounding noise has no spread.
+        tiny = torch.finfo(x.dtype).eps
+        defined = (self_x > tiny * x.pow(2).sum((1, 2)).clamp(min=tiny)) & (self_y > tiny * y.pow(2).sum((1, 2)).clamp(min=tiny))
+        defined &= keep.sum(1) >= 3
+        denominator = torch.where(defined, self_x * self_y, torch.ones_like(self_x))
+        return torch.where(defined, cross / denominator, torch.zeros_like(cross)), defined
+
+
+@torch.no_grad()
+def sinkhorn(cost: torch.Tensor, a: torch.Tensor, b: torch.Tensor, epsilon: float, max_iter: int,
+             tol: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Entropic optimal transport plans for a batch of problems (log-domain Sinkhorn), in fp32.
+
+    cost: [B, n, m]; a: [B, n], b: [B, m] masses, each row summing to 1, 0 on padding (padded rows
+    and columns get exactly zero transport). Minimises ⟨P, C⟩ − ε·H(P) subject to P·1 = a, Pᵀ·1 = b.
+    Each iteration fits the rows, then the columns (so the column sums are exact); it stops once every
+    problem's row error Σ_i |P_i· − a_i| is ≤ ``tol``, else after ``max_iter`` iterations.
+    Returns (plan [B, n, m], error [B], iterations). The plan carries no gradient: by the envelope
+    theorem d OT_ε/dC is the optimal plan, so ⟨plan, C⟩ with a differentiable C is the loss, and the
+    iterations keep no autograd memory. Log-domain potentials cannot underflow for small ε; fp32 even
+    under bf16 autocast (bf16 cannot resolve masses of 1/n next to 1).
+    """
+    with torch.autocast(cost.device.type, enabled=False):
+        scaled = -cost.detach().float() / epsilon
+        log_a = a.float().log()  # log 0 = -inf: a padded row never receives mass
+        log_b = b.float().log()
+        f = torch.zeros_like(log_a)
+        g = torch.zeros_like(log_b)
+        error = torch.full(log_a.shape[:1], float("inf"), device=cost.device)
+        iterations = 0
+        while iterations < max_iter:
+            new_f = log_a - torch.logsumexp(scaled + g.unsqueeze(1), dim=2)
+            if iterations:
+                # Row sums of the current plan (exact columns) are a·exp(f − new_f): the error comes free.
+                ratio = torch.where(a > 0, (f - new_f).exp() - 1.0, torch.zeros_like(f))
+                error = (a.float() * ratio.abs()).sum(1)
+                if bool((error <= tol).all()):
+                    break
+            f = new_f
+            g = log_b - torch.logsumexp(scaled + f.unsqueeze(2), dim=1)
+            iterations += 1
+        plan = (f.unsqueeze(2) + scaled + g.unsqueeze(1)).exp()
+        if iterations == max_iter:  # the loop ran out: measure the final plan directly
+            error = (plan.sum(2) - a.float()).abs().sum(1)
+        return plan, error, iterations
+
+
+def emo_importance(attention: torch.Tensor, mask: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """EMO's token importance: the attention each token receives, summed over the real queries.
+
+    attention: [B, H, L, L] (rows: queries) of the teacher's last layer; mask: [B, L] 1 = real token;
+    content: [B, L] bool, tokens that may be important (not special, stop word, digit or punctuation).
+    Returns [B, L] head-averaged column sums; every non-content token gets its row's smallest content
+    importance (0 if the row has no content token), so attention sinks ([CLS], EOS, "the", ".")
+    cannot take the mass. Padding gets 0.
+    """
+    real = mask.bool()
+    received = (attention.float().mean(1) * real.unsqueeze(-1).float()).sum(1)
+    content = content.bool() & real
+    floor = received.masked_fill(~content, float("inf")).amin(1, keepdim=True)
+    floor = torch.where(torch.isinf(floor), torch.zeros_like(floor), floor)
+    out = torch.where(content, received, floor.expand_as(received))
+    return out.masked_fill(~real, 0.0)
+
+
+def emo_masses(importance: torch.Tensor, teacher_mask: torch.Tensor, pairs_student: torch.Tensor,
+               pairs_teacher: torch.Tensor, student_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """OTIS masses: teacher a^T = softmax(importance) over its real tokens; student a^S = the mass of
+    the teacher token each student token is MinED-paired with, the smallest teacher mass if unpaired,
+    renormalised over the real student tokens.
+
+    importance: [B, Lt]; teacher_mask: [B, Lt], student_mask: [B, Ls] 1 = real; pairs_student
+    [B, G, Ls], pairs_teacher [B, G, Lt]: one-hot rows of the G one-to-one pairs (all-zero rows for
+    no pair). Returns (a^S [B, Ls], a^T [B, Lt]), each row summing to 1, 0 on padding.
+    """
+    real_t, real_s = teacher_mask.bool(), student_mask.bool()
+    a_t = torch.softmax(importance.float().masked_fill(~real_t, float("-inf")), dim=-1)
+    carried = (pairs_student.float().transpose(1, 2) @ (pairs_teacher.float() @ a_t.unsqueeze(-1))).squeeze(-1)
+    paired = pairs_student.sum(1) > 0
+    floor = a_t.masked_fill(~real_t, float("inf")).amin(1, keepdim=True)
+    a_s = torch.where(paired, carried, floor.expand_as(carried)).masked_fill(~real_s, 0.0)
+    return a_s / a_s.sum(1, keepdim=True), a_t
+
+
+def emo_top_m(scores: torch.Tensor, eligible: torch.Tensor, n_map: torch.Tensor, divisor: int) -> torch.Tensor:
+    """EMO's top-m: the m = ⌊n_map / divisor⌋ eligible pairs of highest score (fewer if fewer are eligible).
+
+    scores: [B, G] importance of each pair's teacher token; eligible: [B, G] bool; n_map: [B] number
+    of mapped pairs. Ties go to the earlier pair. Returns [B, G] bool.
+    """
+    order = torch.sort(scores.masked_fill(~eligible, float("-inf")), dim=1, descending=True, stable=True).indices
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+    return eligible & (rank < (n_map // divisor).unsqueeze(1))
