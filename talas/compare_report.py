@@ -181,14 +181,17 @@ def plot(report: dict, folder: str) -> None:
     axes[0][0].legend()
     save(fig, os.path.join(folder, "scores.png"))
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name in order:
+    # One panel per method: each loss has its own terms and scale, only the shapes compare.
+    cols = min(3, len(order))
+    fig, axes = plt.subplots((len(order) + cols - 1) // cols, cols, figsize=(4 * cols, 3 * ((len(order) + cols - 1) // cols)),
+                             squeeze=False)
+    for ax, name in zip(axes.flat, order, strict=False):  # the grid may have spare panels
         steps, losses = loss_curve(rows[name]["run_dir"])
-        ax.plot(steps, losses, label=name, marker="." if len(steps) < 30 else None)
-    ax.set_xlabel("optimiser step (stages one after another)")
-    ax.set_ylabel("training loss (each method its own)")
-    ax.set_yscale("log")
-    ax.legend()
+        ax.plot(steps, losses, marker="." if len(steps) < 30 else None, color=f"C{order.index(name)}")
+        ax.set_title(f"{name}: training loss")
+        ax.set_xlabel("optimiser step (stages in turn)")
+    for ax in list(axes.flat)[len(order):]:
+        ax.axis("off")
     save(fig, os.path.join(folder, "loss.png"))
 
     fig, ax = plt.subplots(figsize=(7, 0.6 * len(order) + 1.5))
