@@ -228,6 +228,15 @@ MUTATIONS = [
       "talas/train.py", "self.meter.watch_teacher(supply.online.encoder.model)",
       "None",
       ("tests/test_compare.py::test_online_teacher_forwards_are_batches_times_views",)),
+    M("emo-ira-columns-not-mapped", "issue 14: EMO's attention CKA compares columns of the same (MinED-paired) tokens, left padding included",
+      "talas/methods/emo.py", "t_rel = pairs_t @ teacher_attn[t_layer].float().mean(1) @ pairs_t.transpose(1, 2)",
+      "t_rel = pairs_t @ teacher_attn[t_layer].float().mean(1)[:, :, : pairs_t.shape[1]]",
+      ("tests/test_emo.py::test_ira_compares_columns_of_the_same_tokens_across_tokenizations",)),
+    M("emo-sinkhorn-rows-unfitted", "issue 14: EMO's Sinkhorn plans satisfy both marginals (or report that they do not)",
+      "talas/losses.py", "            f = new_f\n",
+      "            pass\n",
+      ("tests/test_emo.py::test_sinkhorn_known_plans", "tests/test_emo.py::test_sinkhorn_batched_with_masks_matches_each_problem_alone",
+       "tests/test_emo.py::test_sinkhorn_reports_non_convergence")),
 ]
 
 
