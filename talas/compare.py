@@ -170,11 +170,11 @@ def plan(args: argparse.Namespace, rest: list[str]) -> list[MethodRun]:
         argv = ["--method", name, *(["--config", files[name]] if name in files else []), *flags[name],
                 # no in-loop validation: training is timed alone, the comparison scores the student after
                 "--eval_tasks", "", "--eval_task_file", "", "--save_dir", run_dir, "--overwrite", "true"]
-        cfg, _ = resolve(argv, "talas compare")
-        if hasattr(cfg, "cache_path") and not any(flag == "cache_path" for flag, _ in flag_groups(flags[name])):
-            argv += ["--cache_path", os.path.join(out, "cache", "teacher.safetensors")]
-            cfg, _ = resolve(argv, "talas compare")
         method_cls = get_method(name)
+        has_cache = any(f.name == "cache_path" for f in method_cls.config_class.flags())
+        if has_cache and not any(flag == "cache_path" for flag, _ in flag_groups(flags[name])):
+            argv += ["--cache_path", os.path.join(out, "cache", "teacher.safetensors")]
+        cfg, _ = resolve(argv, "talas compare")
         method_cls.validate(cfg)
         reads = method_cls.teacher_needs(cfg).vectors == "cached"
         runs.append(MethodRun(name, argv, cfg, reads, cache_id(cfg) if reads else None, run_dir,
@@ -297,6 +297,7 @@ def progress(index: int, total: int, run: MethodRun, result: dict) -> str:
 
 
 def compare(argv: list[str]) -> int:
+    """`talas compare ...`: plan and check every method, build the shared caches, run what is not finished, report."""
     from talas.compare_report import write_report
     from talas.evaluate import load_tasks
 
