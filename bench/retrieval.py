@@ -43,19 +43,20 @@ def undistilled_student() -> str:
     return folder
 
 
-def index_corpus(teacher: str, name: str, split: str) -> tuple[str, float]:
-    """Build (or reuse) the teacher's cache of the task's corpus; returns its path and the build seconds."""
+def index_corpus(teacher: str, name: str, split: str) -> tuple[str, float | None]:
+    """Build (or reuse) the teacher's cache of the task's corpus; returns its path and the build seconds (None: reused)."""
     from talas.cli import main as talas
     from talas.evaluate import load_tasks
 
     corpus = load_tasks(None, ["QNLI-retrieval"])[0].files[split]["corpus"]
     cache = os.path.join(OUT, f"qnli_{split}_corpus_{name}.safetensors")
+    reused = os.path.isfile(cache)
     began = time.perf_counter()
     rc = talas(["cache", "--train_data_path", corpus, "--teacher_model_name", teacher, "--pooling_method", "mean",
                 "--max_length", str(MAX_LENGTH), "--cache_path", cache, "--device", "cpu"])
     if rc:
         raise SystemExit(f"talas cache failed ({rc})")
-    return cache, time.perf_counter() - began
+    return cache, None if reused else time.perf_counter() - began
 
 
 def query_speed(models: dict[str, str], queries: list[str], rounds: int = 3, single: int = 100) -> dict[str, dict[str, float]]:
@@ -88,6 +89,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--teacher", choices=("minilm", "mpnet"), required=True)
     parser.add_argument("--student", required=True, help="the exported student folder")
     parser.add_argument("--split", default="test", choices=("validation", "test"))
+    parser.add_argument("--index_only", action="store_true", help="only build the teacher's corpus cache (timed), then stop")
     args = parser.parse_args(argv)
     from talas.eval_cli import main as talas_eval
     from talas.evaluate import load_tasks
@@ -96,6 +98,9 @@ def main(argv: list[str]) -> int:
     teacher = minilm_path() if args.teacher == "minilm" else mpnet_path()
     student, raw = os.path.abspath(args.student), undistilled_student()
     cache, index_seconds = index_corpus(teacher, args.teacher, args.split)
+    if args.index_only:
+        print(f"corpus cache {cache}: " + (f"built in {index_seconds:.1f} s" if index_seconds else "already there"))
+        return 0
     runs = [("teacher / teacher", teacher, teacher), ("student / teacher", student, teacher)]
     if args.teacher == "minilm":  # the undistilled student is 384-d: it can query the MiniLM index, not the mpnet one
         runs.append(("undistilled / teacher", raw, teacher))
@@ -119,11 +124,12 @@ def main(argv: list[str]) -> int:
         rows.append({"pairing": run["name"], **{k: round(scores[k], 2) for k in ("ndcg_at_10", "mrr_at_10", "recall_at_10", "recall_at_100")},
                      **{k: round(v, 2) for k, v in speed[query_model].items()}, "corpus_cache": run.get("corpus_cache")})
     summary = {"name": args.name, "teacher": teacher, "student": student, "split": args.split, "max_length": MAX_LENGTH,
-               "corpus_index_seconds": round(index_seconds, 1), "eval_seconds": round(eval_seconds, 1), "machine": machine(),
+               "corpus_index_seconds": index_seconds and round(index_seconds, 1), "eval_seconds": round(eval_seconds, 1), "machine": machine(),
                "rows": rows}
     with open(os.path.join(OUT, f"{args.name}.json"), "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=2)
-    print(f"\n{args.name}: corpus indexed by the teacher in {index_seconds:.0f} s; eval {eval_seconds:.0f} s")
+    indexed = f"indexed by the teacher in {index_seconds:.0f} s" if index_seconds else "read from the teacher's existing cache"
+    print(f"\n{args.name}: corpus {indexed}; eval {eval_seconds:.0f} s")
     print("| queries / corpus | nDCG@10 | MRR@10 | R@10 | R@100 | queries/s (batch 64) | ms per query (batch 1) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
