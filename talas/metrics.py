@@ -152,8 +152,9 @@ def classification_scores(
 
 # --- retrieval ------------------------------------------------------------------------------------
 
-# Queries per block of the exact search: the block's [rows, N] score matrix stays near 256 MiB.
-SEARCH_BLOCK_SCORES = 1 << 26
+# Scores per block of the exact search: a block's float32 scores, their negation and argpartition's
+# int64 indices take 16 bytes per score, about 256 MiB in all.
+SEARCH_BLOCK_SCORES = 1 << 24
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
