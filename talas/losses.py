@@ -243,14 +243,16 @@ def cdm_entropy_weights(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     return weights.masked_fill(~real, 0.0)
 
 
-def cdm_group_mse(student: torch.Tensor, teacher: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """L_cdm: mean over valid groups of MSE(n(teacher), n(student)), n = L2 normalisation.
+def cdm_group_mse(student: torch.Tensor, teacher: torch.Tensor, valid: torch.Tensor, elementwise: bool = False) -> torch.Tensor:
+    """L_cdm: mean over valid groups of ‖n(teacher) − n(student)‖², n = L2 normalisation.
 
     student, teacher: [B, G, D] group means (teacher already projected to the student's width);
-    valid: [B, G] bool (groups non-empty on both sides). No valid group → 0 (still in the graph).
+    valid: [B, G] bool (groups non-empty on both sides). Per group the squared distance (= 2(1 − cos),
+    whatever D is, as normalized_mse); ``elementwise``: its mean over the D entries instead (1/D of it).
+    No valid group → 0 (still in the graph).
     """
     diff = F.normalize(teacher, dim=-1) - F.normalize(student, dim=-1)
-    per_group = diff.pow(2).mean(-1)
+    per_group = diff.pow(2).mean(-1) if elementwise else diff.pow(2).sum(-1)
     valid = valid.to(per_group.dtype)
     return (per_group * valid).sum() / valid.sum().clamp(min=1.0)
 

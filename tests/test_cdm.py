@@ -1,15 +1,28 @@
-"""CDM's pure loss terms (talas/losses.py, CDM section): known values on tiny tensors.
+"""CDM: its pure loss terms (talas/losses.py, CDM section) on hand-computed values; the aligner
+(entropy-weighted DTW over hand-made WordPiece/BPE token strings, specials, one-sided truncation);
+the weight pass (padding, batching, MLM head or pseudo-logits); the vectorised group averaging
+against a loop; clear errors; end to end through the CLI with resume and export.
 
 Run: pytest -q tests/test_cdm.py
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import shutil
 
+import pytest
 import torch
 
-from talas.losses import cdm_entropy_weights, cdm_group_mse
+from talas import cli
+from talas.align import dtw_groups, token_view
+from talas.batching import flatten_groups, pack_alignment
+from talas.errors import ConfigError, TrainingError
+from talas.losses import cdm_entropy_weights, cdm_group_mse, group_mean
+from talas.methods import cdm
+from talas.methods.cdm import CdmConfig, CdmMethod, EntropyDTW, entropy_weights
 
 
 def test_entropy_weights_known_values_with_left_padding():
@@ -37,8 +50,10 @@ def test_group_mse_known_values_ignores_invalid_groups():
     student = torch.tensor([[[1.0, 0.0], [2.0, 0.0], [1.0, 0.0]]])
     teacher = torch.tensor([[[0.0, 1.0], [3.0, 0.0], [-1.0, 0.0]]])
     valid = torch.tensor([[True, True, False]])
-    # group 0: n() differ by (−1, 1) → MSE 1; group 1: same direction → 0; group 2 (MSE 2) is masked.
-    assert torch.isclose(cdm_group_mse(student, teacher, valid), torch.tensor(0.5))
+    # group 0: n() differ by (−1, 1) → squared distance 2 (mean over entries 1); group 1: same
+    # direction → 0; group 2 (opposite: 4) is masked.
+    assert torch.isclose(cdm_group_mse(student, teacher, valid), torch.tensor(1.0))
+    assert torch.isclose(cdm_group_mse(student, teacher, valid, elementwise=True), torch.tensor(0.5))
 
 
 def test_group_mse_gradient_reaches_both_sides_and_no_group_is_zero():
@@ -48,3 +63,258 @@ def test_group_mse_gradient_reaches_both_sides_and_no_group_is_zero():
     assert student.grad.abs().sum() > 0 and teacher.grad.abs().sum() > 0
     zero = cdm_group_mse(student, teacher, torch.zeros(2, 3, dtype=torch.bool))
     assert zero.item() == 0.0 and zero.requires_grad
+
+
+# ----------------------------------------------------------------------------- the method (talas/methods/cdm.py)
+
+TEXT = "abx cd"
+# WordPiece (``##``) against byte-level BPE (``Ġ``), no offsets: pieces come from the marker-stripped tokens.
+WORDPIECE = token_view(TEXT, ["[CLS]", "ab", "##x", "cd", "[SEP]"], None, [1, 0, 0, 0, 1], lowercase=True)
+BPE = token_view(TEXT, ["ab", "Ġcd", "<|endoftext|>"], None, [0, 0, 1], lowercase=True)
+
+
+def test_views_strip_markers_and_map_specials():
+    assert WORDPIECE.pieces == ("", "ab", "x", "cd", "") and WORDPIECE.role == ("bos", "text", "text", "text", "eos")
+    assert BPE.pieces == ("ab", "cd", "") and BPE.role == ("text", "text", "eos")
+
+
+@pytest.mark.parametrize("teacher_weights, groups", [
+    # Hand DTW, student rows ab, x, cd (weight 4 each), teacher columns ab, cd; d(x, ab) = d(x, cd) = 2.
+    # Teacher (5, 3): acc = [[0, 24], [40, 24], [80, 24]]; back from (2,1) "up" (24) beats the
+    # diagonal (40), then the diagonal to (0,0): x joins the confident (low-weight) cd.
+    ((5.0, 3.0, 4.0), [((1,), (0,)), ((2, 3), (1,)), ((4,), (2,))]),
+    # Teacher (3, 5): acc = [[0, 40], [24, 40], [48, 24]]: the diagonal (24) wins, x joins ab.
+    ((3.0, 5.0, 4.0), [((1, 2), (0,)), ((3,), (1,)), ((4,), (2,))]),
+])
+def test_entropy_weights_move_a_stray_token_to_the_confident_side(teacher_weights, groups):
+    # The teacher has no BOS: no BOS group; [SEP] and <|endoftext|> are the EOS group.
+    student_weights = (3.0, 4.0, 4.0, 4.0, 3.0)
+    aligner = EntropyDTW({(WORDPIECE, BPE): (student_weights, teacher_weights)})
+    assert aligner(WORDPIECE, BPE) == groups
+
+
+def test_student_truncated_drops_teacher_tokens_beyond_it():
+    student = token_view(TEXT, ["[CLS]", "ab", "##x", "[SEP]"], None, [1, 0, 0, 1], lowercase=True)
+    aligner = EntropyDTW({(student, BPE): ((3.0, 5.0, 5.0, 3.0), (4.0, 4.0, 4.0))})
+    # "cd" (chars 4-6) lies beyond the student's "abx" (0-3): only ab and x align, both to the teacher's ab.
+    assert aligner(student, BPE) == [((1, 2), (0,)), ((3,), (2,))]
+
+
+def test_same_pieces_need_no_weights_and_a_missing_text_is_an_error():
+    same = token_view(TEXT, ["ab", "Ġx", "Ġcd", "<|endoftext|>"], None, [0, 0, 0, 1], lowercase=True)
+    assert cdm.pieces_match(WORDPIECE, same) and not cdm.pieces_match(WORDPIECE, BPE)
+    assert EntropyDTW({})(WORDPIECE, same) == [((1,), (0,)), ((2,), (1,)), ((3,), (2,)), ((4,), (3,))]
+    with pytest.raises(TrainingError, match="without entropy weights"):
+        EntropyDTW({})(WORDPIECE, BPE)
+
+
+def test_same_pieces_path_is_the_diagonal_whatever_the_weights():
+    # Zero-cost diagonal: no positive weighting can move it (why the weight pass skips such texts).
+    same = token_view("a a a", ["a", "Ġa", "Ġa"], None, [0, 0, 0], lowercase=True)
+    for ws, wt in (((3, 5, 4), (5, 3, 3)), ((5, 5, 3), (3, 4, 5))):
+        assert dtw_groups(same, same, ws, wt) == [((0,), (0,)), ((1,), (1,)), ((2,), (2,))]
+
+
+class _Pad:
+    """The two padding sides of Encoder.pad, without a tokenizer."""
+
+    def __init__(self, left):
+        self.left = left
+
+    def pad(self, rows):
+        width = max(map(len, rows))
+        ids, mask = torch.zeros(len(rows), width, dtype=torch.long), torch.zeros(len(rows), width, dtype=torch.long)
+        for r, row in enumerate(rows):
+            span = slice(width - len(row), width) if self.left else slice(0, len(row))
+            ids[r, span], mask[r, span] = torch.tensor(row), 1
+        return {"input_ids": ids, "attention_mask": mask}
+
+
+def _id_logits(features):
+    # token id k → logits [k, 0]: id 0 uniform (Ĥ = 1 → 5), 2 → 4, 30 → 3 (see the first test above)
+    ids = features["input_ids"].float()
+    return torch.stack([ids, torch.zeros_like(ids)], dim=-1)
+
+
+@pytest.mark.parametrize("left", [False, True])
+@pytest.mark.parametrize("budget", [1, 1 << 20])
+def test_entropy_weights_per_text_whatever_the_padding_and_batching(monkeypatch, left, budget):
+    monkeypatch.setattr(cdm, "_LOGIT_BUDGET", budget)  # 1: one text per batch; 2^20: all together
+    ids = [[0, 2, 30], [30, 0], [2, 2, 0, 30]]
+    got = entropy_weights(_Pad(left), _id_logits, 2, ids, torch.device("cpu"))
+    assert got == [(5.0, 4.0, 3.0), (3.0, 5.0), (4.0, 4.0, 5.0, 3.0)]
+
+
+def test_pseudo_logits_and_the_mlm_head(tiny_bert, tmp_path):
+    from transformers import AutoModel, BertForMaskedLM
+
+    feats = {"input_ids": torch.tensor([[2, 10, 11, 3]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
+    base = AutoModel.from_pretrained(tiny_bert).eval()
+    fn, vocab = cdm.student_logits(str(tiny_bert), 0, torch.device("cpu"))  # no head in the checkpoint
+    with torch.no_grad():
+        expected = base(**feats).last_hidden_state @ base.embeddings.word_embeddings.weight.T
+        torch.testing.assert_close(fn(feats), expected)
+    assert vocab == base.config.vocab_size
+    # A checkpoint with an MLM head: its logits (first layer only, as the cut student).
+    torch.manual_seed(0)
+    BertForMaskedLM(base.config).save_pretrained(tmp_path / "mlm")
+    mlm = BertForMaskedLM.from_pretrained(tmp_path / "mlm").eval()
+    del mlm.bert.encoder.layer[1:]
+    fn, _ = cdm.student_logits(str(tmp_path / "mlm"), 1, torch.device("cpu"))
+    with torch.no_grad():
+        torch.testing.assert_close(fn(feats), mlm(**feats).logits)
+
+
+def test_group_averaging_with_right_and_left_padding():
+    # Student right-padded to 4, teacher left-padded to 3; text 0 has 2 groups, text 1 one.
+    entries = [flatten_groups([((0, 1), (0,)), ((2,), (1,))]), flatten_groups([((0,), (0, 1))])]
+    packed = pack_alignment(entries, [3, 1], 4, False, [2, 2], 3, True)
+    s_states = torch.arange(16.0).reshape(2, 4, 2)
+    t_states = torch.arange(12.0).reshape(2, 3, 2)
+    s_mean, s_ok = group_mean(packed["student_groups"], s_states)
+    t_mean, t_ok = group_mean(packed["teacher_groups"], t_states)
+    # student text 0: mean of rows [0,1],[2,3] = [1, 2]; row [4, 5]; text 1: row 0 = [8, 9]
+    assert s_mean.tolist() == [[[1.0, 2.0], [4.0, 5.0]], [[8.0, 9.0], [0.0, 0.0]]]
+    # teacher left padding shifts positions by 1: text 0 → rows [2, 3] and [4, 5];
+    # text 1 → mean of rows [8, 9] and [10, 11] = [9, 10] (its pad row [6, 7] is left out)
+    assert t_mean.tolist() == [[[2.0, 3.0], [4.0, 5.0]], [[9.0, 10.0], [0.0, 0.0]]]
+    assert s_ok.tolist() == t_ok.tolist() == packed["group_mask"].tolist() == [[True, True], [True, False]]
+
+
+def _loop_cdm(method, batch):
+    """The CDM term written the slow way: a Python loop over texts and groups (independent of group_mean)."""
+    tokens = method.student.forward_tokens(batch["features"]).tokens
+    teacher = batch["teacher_hidden"][0]
+    groups = batch["alignments"]["cdm"]
+    total, count = 0.0, 0
+    for b in range(tokens.shape[0]):
+        for g in range(groups["group_mask"].shape[1]):
+            s_idx = groups["student_groups"][b, g].nonzero()[:, 0]
+            t_idx = groups["teacher_groups"][b, g].nonzero()[:, 0]
+            if not groups["group_mask"][b, g] or len(s_idx) == 0 or len(t_idx) == 0:
+                continue
+            s = tokens[b, s_idx].mean(0)
+            t = method.projection(teacher[b, t_idx].mean(0))
+            total = total + ((t / t.norm() - s / s.norm()) ** 2).sum()
+            count += 1
+    return total / count
+
+
+SENTENCES = [
+    "a man is playing a guitar", "a woman is slicing an onion", "the cat sits on the mat",
+    "two dogs run across the field", "i feel happy and relaxed today", "my card payment was declined",
+    "how do i reset my pin", "the stock market fell sharply", "children are playing in the park",
+    "a plane is taking off", "The man plays guitar on stage!", "an onion is being cut, é 😀",
+]
+
+
+@pytest.fixture
+def texts(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "texts.csv").write_text("text\n" + "\n".join(f'"{s}"' for s in SENTENCES) + "\n", encoding="utf-8")
+    return tmp_path
+
+
+def _config(tiny_bert, tiny_qwen3, **extra):
+    return CdmConfig(train_data_path="texts.csv", student_model_name=str(tiny_bert), teacher_model_name=str(tiny_qwen3),
+                     max_length=24, teacher_prompt="Query: ", pooling_method="last_token", device="cpu", **extra)
+
+
+def test_forward_matches_a_loop_over_groups_on_a_real_batch(texts, tiny_bert, tiny_qwen3, capsys):
+    from talas.batching import PairCollator
+    from talas.data import load_from_config
+    from talas.encoders import Encoder
+    from talas.provision import OnlineTeacher
+    from talas.teacher import load_teacher
+
+    cfg = _config(tiny_bert, tiny_qwen3)
+    aligners = CdmMethod.aligners(cfg)
+    # The two tiny tokenizers learnt the same words from one corpus; 3 texts split differently (é, 😀, "!").
+    assert "CDM: 3 of 12 texts" in capsys.readouterr().out
+    table = aligners["cdm"].table
+    assert all(set(w) <= {3.0, 4.0, 5.0} for ws in table.values() for w in ws)
+    student = Encoder.load(cfg.student_model_name, cfg.student_pooling, cfg.max_length)
+    teacher = load_teacher(cfg)
+    collate = PairCollator(load_from_config(cfg), student, teacher=teacher, aligners=aligners)
+    batch = collate(list(range(12)))
+    OnlineTeacher(teacher, CdmMethod.teacher_needs(cfg)).fill(batch)
+    torch.manual_seed(0)
+    method = CdmMethod(cfg, student, teacher.dim).eval()
+    loss, metrics = method(batch)
+    torch.testing.assert_close(metrics["cdm"], _loop_cdm(method, batch).detach())
+    assert metrics["groups"] > 12
+    torch.testing.assert_close(loss, 0.9 * metrics["task"] + 0.1 * metrics["cdm"])
+    # The elementwise variant is 1/D of it (D = the student's width).
+    method.cfg = _config(tiny_bert, tiny_qwen3, group_loss="mse_elementwise")
+    torch.testing.assert_close(method(batch)[1]["cdm"] * student.dim, metrics["cdm"])
+
+
+def test_token_weight_choices(texts, tiny_bert, tiny_qwen3, capsys):
+    both = CdmMethod.aligners(_config(tiny_bert, tiny_qwen3))["cdm"].table
+    teacher_only = CdmMethod.aligners(_config(tiny_bert, tiny_qwen3, token_weights="teacher"))["cdm"].table
+    assert both.keys() == teacher_only.keys()
+    assert all(ws is not None and teacher_only[key][0] is None and teacher_only[key][1] == wt for key, (ws, wt) in both.items())
+    assert CdmMethod.aligners(_config(tiny_bert, tiny_qwen3, token_weights="none"))["cdm"].table == {}
+    assert CdmMethod.aligners(_config(tiny_bert, tiny_qwen3, w_kd=0.0)) == {}
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"w_task": 0.0, "w_kd": 0.0}, "not both 0"),
+    ({"teacher_layer": 3}, "--teacher_layer 3 does not exist"),
+    ({"teacher_layer": -4}, "--teacher_layer -4 does not exist"),
+])
+def test_bad_options_fail_in_validate(tiny_bert, tiny_qwen3, extra, message):
+    with pytest.raises(ConfigError, match=message):
+        CdmMethod.validate(_config(tiny_bert, tiny_qwen3, **extra))
+    CdmMethod.validate(_config(tiny_bert, tiny_qwen3, teacher_layer=-3))  # the tiny Qwen3 has 2 layers: -3..2
+
+
+def command(student, teacher, save_dir, *extra):
+    return ["train", "--method", "cdm", "--train_data_path", "texts.csv", "--student_model_name", str(student),
+            "--teacher_model_name", str(teacher), "--save_dir", save_dir, "--batch_size", "4", "--epochs", "4",
+            "--learning_rate", "3e-3", "--max_length", "24", "--teacher_prompt", "Query: ",
+            "--pooling_method", "last_token", "--log_steps", "1", "--device", "cpu",
+            "--warmup_ratio", "0", "--lr_scheduler", "constant", "--w_task", "0.5", "--w_kd", "0.5", *extra]
+
+
+def test_cli_trains_logs_every_term_resumes_and_exports(texts, tiny_bert, tiny_qwen3):
+    from sentence_transformers import SentenceTransformer
+
+    from talas.encoders import Encoder
+
+    args = ("--save_steps", "1", "--save_total_limit", "0")
+    assert cli.main(command(tiny_bert, tiny_qwen3, "full", *args)) == 0
+    log = [json.loads(line) for line in open("full/train_log.jsonl")]
+    assert len(log) == 12 and all({"loss", "task", "cdm", "groups"} <= r.keys() and r["groups"] > 0 for r in log)
+    first, last = sum(r["cdm"] for r in log[:3]), sum(r["cdm"] for r in log[-3:])
+    assert last < 0.7 * first, (first, last)
+
+    os.makedirs("resumed/checkpoints")
+    shutil.copytree("full/checkpoints/step-5", "resumed/checkpoints/step-5")
+    assert cli.main(command(tiny_bert, tiny_qwen3, "resumed", *args, "--resume", "latest")) == 0
+    full = torch.load("full/checkpoints/step-12/training_state.pt", weights_only=True)
+    resumed = torch.load("resumed/checkpoints/step-12/training_state.pt", weights_only=True)
+    for name in full["model"]:
+        torch.testing.assert_close(full["model"][name], resumed["model"][name], atol=1e-6, rtol=0)
+    # Student + the teacher → student projection (48 → 32), nothing of the teacher itself.
+    assert full["model"]["projection.weight"].shape == (32, 48)
+    assert not any("embed_tokens" in k or "q_norm" in k for k in full["model"])
+
+    student = Encoder.load(str(tiny_bert), "mean", 24)
+    method = CdmMethod(_config(tiny_bert, tiny_qwen3), student, 48)
+    method.load_state_dict(full["model"])
+    st = SentenceTransformer("full/model", device="cpu")
+    assert len(st) == 2  # transformer + pooling: the projection is teacher-side, never exported
+    got = torch.as_tensor(st.encode(SENTENCES, convert_to_numpy=True))
+    torch.testing.assert_close(got, method.embed(SENTENCES), atol=1e-5, rtol=0)
+
+
+def test_config_module_and_scripts():
+    import importlib
+
+    module = importlib.import_module("config.cdm_config")
+    assert (module.w_task, module.w_kd, module.token_weights, module.group_loss) == (0.9, 0.1, "both", "mse")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for script in ("train_cdm.sh", "train_cdm.ps1"):
+        text = open(os.path.join(root, "scripts", script)).read()
+        assert "--method cdm" in text and "--w_kd 0.1" in text

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from talas.errors import ConfigError
 from talas.methods.base import Method
+from talas.methods.cdm import CdmMethod
 from talas.methods.dskd import DskdMethod
 from talas.methods.emo import EmoMethod
 from talas.methods.stella import StellaMethod
 from talas.methods.talas import TalasMethod
 
-METHODS: dict[str, type[Method]] = {"talas": TalasMethod, "stella": StellaMethod, "dskd": DskdMethod, "emo": EmoMethod}
+METHODS: dict[str, type[Method]] = {"talas": TalasMethod, "stella": StellaMethod, "dskd": DskdMethod, "emo": EmoMethod, "cdm": CdmMethod}
 #: Published methods the CLI accepts by name but that are not implemented yet.
-PLANNED = ("cdm",)
+PLANNED: tuple[str, ...] = ()
 
 
 def get_method(name: str) -> type[Method]:

@@ -1,0 +1,266 @@
+"""CDM (Contextual Dynamic Mapping, Chen et al. 2025, arXiv 2502.11104) for sentence embeddings.
+
+    talas train --method cdm --student_model_name <student> --teacher_model_name <teacher>
+
+Each text is aligned once, before training: every token gets a weight from the entropy of its
+model's own token distribution, w = floor(3 + 3·sigmoid(4·Ĥ − 2)) ∈ {3, 4, 5} (Ĥ min–max
+normalised over the text), and a weighted DTW over the two token strings (cost
+edit_distance · w_S · w_T, talas.align.dtw_groups) cuts them into aligned groups. Each step:
+h̄ = token states averaged within each group (student: last layer; teacher: ``--teacher_layer``),
+P = Linear(d_T → d_S) trained with the student and not exported,
+L_cdm = mean over groups ‖n(P(h̄^T)) − n(h̄^S)‖²,
+L = w_task · InfoNCE(z_a, z_p; τ) + w_kd · L_cdm, published weights w_task = 0.9, w_kd = 0.1.
+
+Choices and deviations (measured in BENCHMARKS.md, "CDM"):
+- **Weights are fixed per text.** A text's DTW path must not be recomputed per step, so its
+  weights cannot follow the student as it trains: they come from one pass before training
+  (``entropy_weight_table``) with the frozen teacher and the *initial* student. Distributions:
+  the student's MLM head when its checkpoint has one, else (and always for the teacher) the
+  last hidden states times the model's own input embeddings as pseudo-logits (tied embeddings).
+  ``--token_weights teacher`` weights the teacher side only, ``none`` runs plain DTW.
+- **Only texts whose weights can matter are passed through the models.** When both sides give
+  the same piece sequence, the diagonal costs 0 and every weighted path of cost 0 is that same
+  path, so the weights cannot change the groups. On all-MiniLM-L6-v2 ↔ all-mpnet-base-v2 this
+  holds for every one of the 19,173 training texts: the pass is tokenization only, and the groups
+  are one token to one token. Byte-level BPE against WordPiece differs on nearly every text.
+- **The weight table is keyed by the two token views** (``Method.aligners`` hands the aligner
+  the views, not the text); a text with differing pieces missing from the table is an error,
+  never a silent fall-back to unweighted DTW.
+- The vocabulary map of the paper (top-K 100, threshold 0.3, KL at temperature 0.8) aligns LM
+  logits; sentence embedders have none to distil, so the aligned groups' hidden states are the
+  distilled quantity, as METHODS.md defines it.
+- L_cdm is the squared distance per group (= 2(1 − cos)), as TALAS's KD term; the mean over
+  the D entries (1/D of it: ~1/384 here, negligible next to InfoNCE at w_kd = 0.1) is
+  ``--group_loss mse_elementwise``.
+- Logged terms are unweighted (``task``, ``cdm``), ``groups`` is the number of aligned groups in
+  the batch; ``loss`` is the weighted sum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from talas.align import TokenView, aligned_positions, dtw_groups, token_view
+from talas.config import TrainConfig, option
+from talas.encoders import Encoder, keep_first_layers, load_config, load_tokenizer, resolve_model_path
+from talas.errors import ConfigError, TrainingError
+from talas.losses import cdm_entropy_weights, cdm_group_mse, group_mean, info_nce
+from talas.methods.base import Method
+from talas.provision import Group, TeacherNeeds
+
+ALIGNMENT = "cdm"
+TOKEN_WEIGHTS = ("both", "teacher", "none")
+#: Logits held at once while computing entropies ([texts, tokens, vocabulary] entries, fp32: 256 MB).
+_LOGIT_BUDGET = 1 << 26
+
+
+@dataclass
+class CdmConfig(TrainConfig):
+    student_pooling: str = option("mean", "Student pooling.", ("cls", "mean", "last_token"))
+    w_task: float = option(0.9, "Weight of the InfoNCE task loss (CDM: 0.9, i.e. kd_alpha).")
+    w_kd: float = option(0.1, "Weight of L_cdm, the aligned-group state loss (CDM: 0.1).")
+    teacher_layer: int = option(-1, "Teacher hidden-state layer distilled (transformers' numbering, -1 = last).")
+    token_weights: str = option(
+        "both", "Entropy weights in the DTW cost: both sides (initial student and teacher), teacher side only, or none (plain DTW).",
+        TOKEN_WEIGHTS,
+    )
+    group_loss: str = option(
+        "mse", "L_cdm per group: mse (squared distance of the normalised states) or mse_elementwise (its mean over the D entries).",
+        ("mse", "mse_elementwise"),
+    )
+
+
+def pieces_match(student: TokenView, teacher: TokenView) -> bool:
+    """Whether both sides align the same piece sequence: then DTW's path is the diagonal at cost 0,
+    which no positive weights can change."""
+    return [student.pieces[k] for k in aligned_positions(student, teacher)] == [
+        teacher.pieces[k] for k in aligned_positions(teacher, student)
+    ]
+
+
+WeightTable = dict[tuple[TokenView, TokenView], tuple[Sequence[float] | None, Sequence[float] | None]]
+
+
+class EntropyDTW:
+    """The CDM aligner: ``dtw_groups`` with the per-text weights of the table built before training."""
+
+    def __init__(self, table: WeightTable):
+        self.table = table
+
+    def __call__(self, student: TokenView, teacher: TokenView) -> list[Group]:
+        if pieces_match(student, teacher):
+            return dtw_groups(student, teacher)
+        weights = self.table.get((student, teacher))
+        if weights is None:
+            raise TrainingError(
+                "CDM: a text reached the collator without entropy weights (its token views differ from the ones the "
+                "weight pass built). This is a bug: the pass must tokenize exactly as the collator does."
+            )
+        return dtw_groups(student, teacher, *weights)
+
+
+def views(text: str, student_enc, teacher_enc, student: Encoder, teacher: Encoder, lowercase: bool) -> tuple[TokenView, TokenView]:
+    """A text's two TokenViews, built exactly as the collator builds them (talas.batching.PairCollator.align)."""
+    return tuple(
+        token_view(text, list(enc.tokens), None if enc.offsets is None else list(enc.offsets), list(enc.special),
+                   lowercase=lowercase, prompt_chars=len(encoder.prompt))
+        for enc, encoder in ((student_enc, student), (teacher_enc, teacher))
+    )
+
+
+Logits = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+
+
+def pseudo_logits(model: nn.Module) -> Logits:
+    """Token logits of a model without an LM head: last hidden states times its input embeddings."""
+    table = model.get_input_embeddings().weight
+
+    def logits(features: dict[str, torch.Tensor]) -> torch.Tensor:
+        hidden = model(input_ids=features["input_ids"], attention_mask=features["attention_mask"]).last_hidden_state
+        return hidden.float() @ table.float().T
+
+    return logits
+
+
+def vocab_size(model: nn.Module) -> int:
+    return int(model.get_input_embeddings().weight.shape[0])
+
+
+def student_logits(path: str, num_layers: int, device: torch.device) -> tuple[Logits, int]:
+    """The student's token logits and their width: its MLM head when the checkpoint has one, else pseudo-logits."""
+    from transformers import AutoModel, AutoModelForMaskedLM
+
+    architectures = load_config(path).architectures or []
+    has_head = any(name.endswith("ForMaskedLM") for name in architectures)
+    if has_head:
+        mlm = AutoModelForMaskedLM.from_pretrained(resolve_model_path(path))
+        if num_layers:
+            keep_first_layers(mlm.base_model, num_layers)
+        mlm.to(device).eval()
+        return (lambda f: mlm(input_ids=f["input_ids"], attention_mask=f["attention_mask"]).logits.float()), vocab_size(mlm)
+    model = AutoModel.from_pretrained(resolve_model_path(path))
+    if num_layers:
+        keep_first_layers(model, num_layers)
+    return pseudo_logits(model.to(device).eval()), vocab_size(model)
+
+
+@torch.inference_mode()
+def entropy_weights(encoder: Encoder, logits_fn: Logits, vocab: int, ids: list[Sequence[int]],
+                    device: torch.device) -> list[tuple[float, ...]]:
+    """CDM weights of each text's unpadded tokens (losses.cdm_entropy_weights), in length-sorted batches
+    of at most _LOGIT_BUDGET logits (a 151k-token vocabulary would otherwise need GBs per batch)."""
+    out: list[tuple[float, ...]] = [()] * len(ids)
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    start = 0
+    while start < len(order):
+        size = max(1, _LOGIT_BUDGET // (len(ids[order[start]]) * vocab))
+        batch = order[start : start + size]
+        feats = {k: v.to(device) for k, v in encoder.pad([ids[i] for i in batch]).items()}
+        weights = cdm_entropy_weights(logits_fn(feats), feats["attention_mask"]).cpu()
+        for row, i in enumerate(batch):
+            real = feats["attention_mask"][row].bool().cpu()
+            out[i] = tuple(weights[row][real].tolist())
+        start += len(batch)
+    return out
+
+
+def entropy_weight_table(cfg: CdmConfig, log=print) -> WeightTable:
+    """The weights of every training text whose two piece sequences differ, from one pass before training.
+
+    Tokenizes as the training run does (same Encoder settings: max_length, prompt, appended EOS);
+    loads the models only when some text needs weights.
+    """
+    from talas.data import load_from_config
+    from talas.teacher import load_teacher, pick_device, teacher_max_length
+
+    texts = load_from_config(cfg).unique_texts()
+    student = Encoder(nn.Identity(), load_tokenizer(cfg.student_model_name), cfg.student_pooling, cfg.max_length)
+    teacher = Encoder(nn.Identity(), load_tokenizer(cfg.teacher_model_name), cfg.pooling_method, teacher_max_length(cfg), cfg.teacher_prompt)
+    lowercase = student.uncased
+    s_encs, t_encs = student.token_encodings(texts), teacher.token_encodings(texts)
+    needed = []
+    for k, text in enumerate(texts):
+        pair = views(text, s_encs[k], t_encs[k], student, teacher, lowercase)
+        if not pieces_match(*pair):
+            needed.append((k, pair))
+    log(f"CDM: {len(needed)} of {len(texts)} texts tokenize differently on the two sides and need entropy weights.")
+    if not needed:
+        return {}
+    device = pick_device(cfg.device)
+    teacher_model = load_teacher(cfg, device)
+    t_weights = entropy_weights(teacher_model, pseudo_logits(teacher_model.model), vocab_size(teacher_model.model),
+                                [t_encs[k].ids for k, _ in needed], device)
+    del teacher_model
+    s_weights: list[tuple[float, ...] | None] = [None] * len(needed)
+    if cfg.token_weights == "both":
+        logits_fn, vocab = student_logits(cfg.student_model_name, cfg.student_num_layers, device)
+        s_weights = entropy_weights(student, logits_fn, vocab, [s_encs[k].ids for k, _ in needed], device)
+    return {pair: (sw, tw) for (_, pair), sw, tw in zip(needed, s_weights, t_weights, strict=True)}
+
+
+class CdmMethod(Method):
+    name = "cdm"
+    config_class = CdmConfig
+
+    def __init__(self, cfg: CdmConfig, student: Encoder, teacher_dim: int):
+        super().__init__(cfg, student, teacher_dim)
+        self.projection = nn.Linear(teacher_dim, student.dim) if cfg.w_kd > 0 else None
+
+    @classmethod
+    def validate(cls, cfg: CdmConfig) -> None:
+        if cfg.w_task < 0 or cfg.w_kd < 0 or cfg.w_task + cfg.w_kd == 0:
+            raise ConfigError(f"--w_task ({cfg.w_task}) and --w_kd ({cfg.w_kd}) must be ≥ 0 and not both 0.")
+        if cfg.w_kd > 0:
+            layers = int(load_config(cfg.teacher_model_name).num_hidden_layers)
+            if not -(layers + 1) <= cfg.teacher_layer <= layers:
+                raise ConfigError(f"--teacher_layer {cfg.teacher_layer} does not exist: the teacher has hidden states "
+                                  f"0..{layers} (or {-(layers + 1)}..-1 from the end).")
+
+    @classmethod
+    def uses_teacher(cls, cfg: CdmConfig) -> bool:
+        return cfg.w_kd > 0
+
+    @classmethod
+    def needs_pairs(cls, cfg: CdmConfig) -> bool:
+        return cfg.w_task > 0
+
+    @classmethod
+    def teacher_needs(cls, cfg: CdmConfig) -> TeacherNeeds:
+        if not cls.uses_teacher(cfg):
+            return TeacherNeeds(vectors="none")
+        return TeacherNeeds(vectors="none", layers=(cfg.teacher_layer,), alignments=(ALIGNMENT,))
+
+    @classmethod
+    def aligners(cls, cfg: CdmConfig):
+        if not cls.uses_teacher(cfg):
+            return {}
+        table = {} if cfg.token_weights == "none" else entropy_weight_table(cfg)
+        return {ALIGNMENT: EntropyDTW(table)}
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cfg = self.cfg
+        out = self.student.forward_tokens(batch["features"])
+        size, ids = batch["size"], batch["text_ids"]
+        if batch["single_view"]:
+            task = out.pooled.new_zeros(())
+        else:
+            z = out.pooled
+            task = info_nce(
+                z[:size], z[size : 2 * size], cfg.temperature, negatives=z[2 * size :],
+                anchor_ids=ids[:size], positive_ids=ids[size : 2 * size], negative_ids=ids[2 * size :],
+            )
+        if self.projection is None:  # student-only baseline (w_kd = 0)
+            loss = cfg.w_task * task
+            return loss, {"loss": loss.detach(), "task": task.detach()}
+        groups = batch["alignments"][ALIGNMENT]
+        student_means, s_nonempty = group_mean(groups["student_groups"], out.tokens.float())
+        teacher_means, t_nonempty = group_mean(groups["teacher_groups"], batch["teacher_hidden"][0].float())
+        valid = groups["group_mask"] & s_nonempty & t_nonempty
+        cdm = cdm_group_mse(student_means, self.projection(teacher_means).float(), valid,
+                            elementwise=cfg.group_loss == "mse_elementwise")
+        loss = cfg.w_task * task + cfg.w_kd * cdm
+        return loss, {"loss": loss.detach(), "task": task.detach(), "cdm": cdm.detach(), "groups": valid.sum().float()}
