@@ -237,6 +237,14 @@ MUTATIONS = [
       "            pass\n",
       ("tests/test_emo.py::test_sinkhorn_known_plans", "tests/test_emo.py::test_sinkhorn_batched_with_masks_matches_each_problem_alone",
        "tests/test_emo.py::test_sinkhorn_reports_non_convergence")),
+    M("cdm-weights-ignored", "issue 13: CDM's DTW cost is edit distance times both tokens' entropy weights",
+      "talas/methods/cdm.py", "return dtw_groups(student, teacher, *weights)",
+      "return dtw_groups(student, teacher)",
+      ("tests/test_cdm.py::test_entropy_weights_move_a_stray_token_to_the_confident_side",)),
+    M("cdm-weights-padding-blind", "issue 13: a text's entropy weights do not depend on its padding side or batch",
+      "talas/methods/cdm.py", "out[i] = tuple(weights[row][real].tolist())",
+      "out[i] = tuple(weights[row][: len(ids[i])].tolist())",
+      ("tests/test_cdm.py::test_entropy_weights_per_text_whatever_the_padding_and_batching",)),
 ]
 
 
