@@ -23,3 +23,5 @@ w_contrast = DEFAULTS["w_contrast"]  # In-batch contrastive term to the teacher'
 contrast_temperature = DEFAULTS["contrast_temperature"]  # Its temperature
 projection_lr = DEFAULTS["projection_lr"]  # The projection's own peak learning rate (0 = the student's)
 export_projection = DEFAULTS["export_projection"]  # Export the projection as a Dense module
+projection_init = DEFAULTS["projection_init"]  # ridge (fit from the untrained student and the cache) or random
+projection_init_texts = DEFAULTS["projection_init_texts"]  # Texts the ridge fit uses

@@ -142,7 +142,9 @@ class Trainer:
         self.folder.start()
         saved = self.folder.load([s.name for s in stages]) if cfg.resume else None
         first = 0
-        if saved is not None:
+        if saved is None:
+            method.initialise(supply, data.unique_texts(), self.log)
+        else:
             method.load_state_dict(saved["model"])
             self.best_score = saved.get("best_score", self.best_score)
             first = [s.name for s in stages].index(saved["state"].get("stage", ""))

@@ -84,6 +84,11 @@ class Method(nn.Module):
     def validate(cls, cfg) -> None:
         """Raise a ConfigError for options that cannot work; runs before anything heavy is loaded."""
 
+    def initialise(self, supply, texts: list[str], log) -> None:
+        """Called once before the first step of a fresh run (never on resume: the checkpoint holds the
+        weights). ``supply`` is the run's TeacherSupply, ``texts`` the unique training texts; a method
+        may fit its fresh modules here (TALAS fits its projection from the cached teacher vectors)."""
+
     def stages(self) -> list[Stage]:
         cfg = self.cfg
         return [Stage("", cfg.learning_rate, cfg.epochs, cfg.max_steps)]
