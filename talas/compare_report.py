@@ -11,6 +11,7 @@ import time
 from talas.checkpoint import write_json
 
 PLOTS = ("scores", "loss", "time", "memory")
+MEMORY_LABELS = {"rss": "peak RSS", "cuda_allocated": "CUDA peak allocated", "cuda_reserved": "CUDA peak reserved"}
 
 
 def method_row(name: str, result: dict, cache: dict | None) -> dict:
@@ -125,7 +126,7 @@ def markdown(report: dict) -> str:
     lines = [
         "# Method comparison", "",
         f"Teacher `{s['teacher_model_name']}` → student `{s['student_model_name']}`{layers}; data `{s['train_data_path']}`; "
-        f"budget {budget} per stage at batch {s['batch_size']}; device {s['device']} ({report['machine']}). "
+        f"budget {budget} at batch {s['batch_size']} (the steps column shows what each method ran); device {s['device']} ({report['machine']}). "
         f"Scores: mean main score ×100 over {', '.join(report['evaluation']['tasks'])}"
         + (f"; best on validation: `{best}` (bold)." if best else "."), "",
         *seed_table(order, rows, best), "",
@@ -211,7 +212,7 @@ def plot(report: dict, folder: str) -> None:
     width = 0.8 / max(1, len(kinds))
     for i, kind in enumerate(kinds):
         values = [rows[n]["peak_memory_mb"].get(kind) or 0 for n in order]
-        ax.bar(x + (i - (len(kinds) - 1) / 2) * width, values, width, label=f"peak {kind.replace('_', ' ')}")
+        ax.bar(x + (i - (len(kinds) - 1) / 2) * width, values, width, label=MEMORY_LABELS[kind])
     ax.set_xticks(x, order)
     ax.set_ylabel("MB")
     ax.legend()
