@@ -15,5 +15,6 @@ teacher_layer = DEFAULTS["teacher_layer"]  # Teacher hidden-state layer distille
 
 w_task = DEFAULTS["w_task"]  # InfoNCE task loss weight (CDM: 0.9)
 w_kd = DEFAULTS["w_kd"]  # Aligned-group state loss weight (CDM: 0.1)
+projection_lr = DEFAULTS["projection_lr"]  # Peak lr of the fresh teacher → student projection
 group_loss = DEFAULTS["group_loss"]  # Per-group squared distance (mse) or its mean over dims (mse_elementwise)
 token_weights = DEFAULTS["token_weights"]  # Entropy weights of the DTW cost: both, teacher, none

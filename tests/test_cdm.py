@@ -258,6 +258,15 @@ def test_token_weight_choices(texts, tiny_bert, tiny_qwen3, capsys):
     assert CdmMethod.aligners(_config(tiny_bert, tiny_qwen3, w_kd=0.0)) == {}
 
 
+def test_projection_trains_at_its_own_learning_rate(tiny_bert):
+    from talas.encoders import Encoder
+
+    method = CdmMethod(CdmConfig(learning_rate=5e-5), Encoder.load(str(tiny_bert), "mean", 24), 48)
+    own = [g for g in method.param_groups() if g.get("lr") == 1e-3]
+    assert {id(p) for g in own for p in g["params"]} == {id(p) for p in method.projection.parameters()}
+    assert all("lr" not in g for g in CdmMethod(CdmConfig(projection_lr=0.0), method.student, 48).param_groups())
+
+
 @pytest.mark.parametrize("extra, message", [
     ({"w_task": 0.0, "w_kd": 0.0}, "not both 0"),
     ({"teacher_layer": 3}, "--teacher_layer 3 does not exist"),
