@@ -26,7 +26,8 @@ row-marginal L1 error instead of 1e-9 (1e-9 lies below what fp32 resolves and is
 100 iterations even in fp64, so it only ever meant "always 100"; with C in [0, 1] the loss is
 within 1e-5 of the exact plan's). Every text of the batch is distilled (both views of a pair).
 The student's attention maps are those of its training forward pass, so with attention dropout on
-(the model's own 0.1 by default) IRA sees the dropped-out maps: noise that averages out, not a bias.
+(the model's own 0.1 by default) IRA sees the dropped-out maps: noise that lowers the CKA a little
+(single-text data needs the dropout for the task loss's two views).
 The exported model is the student alone (P maps the teacher into the student, not the reverse).
 """
 
