@@ -257,6 +257,18 @@ def cdm_group_mse(student: torch.Tensor, teacher: torch.Tensor, valid: torch.Ten
     return (per_group * valid).sum() / valid.sum().clamp(min=1.0)
 
 
+def center_groups(states: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """states minus their mean over the valid groups of the whole batch (a shared direction removed).
+
+    states: [B, G, D]; valid: [B, G] bool. Invalid groups are returned centred too (they are masked
+    later). Last-layer token states share a large common component; matched after normalisation
+    as they are, a student can lower the loss by aligning every token with it (CDM's measured failure).
+    """
+    weight = valid.to(states.dtype).unsqueeze(-1)
+    mean = (states * weight).sum((0, 1)) / weight.sum().clamp(min=1.0)
+    return states - mean
+
+
 # ----------------------------------------------------------------------------- EMO (talas/methods/emo.py)
 
 

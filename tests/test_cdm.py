@@ -20,7 +20,7 @@ from talas import cli
 from talas.align import dtw_groups, token_view
 from talas.batching import flatten_groups, pack_alignment
 from talas.errors import ConfigError, TrainingError
-from talas.losses import cdm_entropy_weights, cdm_group_mse, group_mean
+from talas.losses import cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
 from talas.methods import cdm
 from talas.methods.cdm import CdmConfig, CdmMethod, EntropyDTW, entropy_weights
 
@@ -54,6 +54,16 @@ def test_group_mse_known_values_ignores_invalid_groups():
     # direction → 0; group 2 (opposite: 4) is masked.
     assert torch.isclose(cdm_group_mse(student, teacher, valid), torch.tensor(1.0))
     assert torch.isclose(cdm_group_mse(student, teacher, valid, elementwise=True), torch.tensor(0.5))
+
+
+def test_center_groups_known_values_ignores_invalid_groups():
+    states = torch.tensor([[[1.0, 0.0], [3.0, 2.0]], [[2.0, 4.0], [100.0, 100.0]]])
+    valid = torch.tensor([[True, True], [True, False]])
+    # mean of the 3 valid groups: (2, 2)
+    assert center_groups(states, valid).tolist() == [[[-1.0, -2.0], [1.0, 0.0]], [[0.0, 2.0], [98.0, 98.0]]]
+    # a batch whose groups all point the same way has nothing left to match
+    same = torch.ones(1, 3, 2)
+    assert center_groups(same, torch.ones(1, 3, dtype=torch.bool)).abs().max() == 0
 
 
 def test_group_mse_gradient_reaches_both_sides_and_no_group_is_zero():
@@ -181,23 +191,25 @@ def test_group_averaging_with_right_and_left_padding():
     assert s_ok.tolist() == t_ok.tolist() == packed["group_mask"].tolist() == [[True, True], [True, False]]
 
 
-def _loop_cdm(method, batch):
+def _loop_cdm(method, batch, center=False):
     """The CDM term written the slow way: a Python loop over texts and groups (independent of group_mean)."""
     tokens = method.student.forward_tokens(batch["features"]).tokens
     teacher = batch["teacher_hidden"][0]
     groups = batch["alignments"]["cdm"]
-    total, count = 0.0, 0
+    pairs = []
     for b in range(tokens.shape[0]):
         for g in range(groups["group_mask"].shape[1]):
             s_idx = groups["student_groups"][b, g].nonzero()[:, 0]
             t_idx = groups["teacher_groups"][b, g].nonzero()[:, 0]
-            if not groups["group_mask"][b, g] or len(s_idx) == 0 or len(t_idx) == 0:
-                continue
-            s = tokens[b, s_idx].mean(0)
-            t = method.projection(teacher[b, t_idx].mean(0))
-            total = total + ((t / t.norm() - s / s.norm()) ** 2).sum()
-            count += 1
-    return total / count
+            if groups["group_mask"][b, g] and len(s_idx) and len(t_idx):
+                pairs.append((tokens[b, s_idx].mean(0), method.projection(teacher[b, t_idx].mean(0))))
+    s_mean = sum(s for s, _ in pairs) / len(pairs) if center else 0
+    t_mean = sum(t for _, t in pairs) / len(pairs) if center else 0
+    total = 0.0
+    for s, t in pairs:
+        s, t = s - s_mean, t - t_mean
+        total = total + ((t / t.norm() - s / s.norm()) ** 2).sum()
+    return total / len(pairs)
 
 
 SENTENCES = [
@@ -247,6 +259,11 @@ def test_forward_matches_a_loop_over_groups_on_a_real_batch(texts, tiny_bert, ti
     # The elementwise variant is 1/D of it (D = the student's width).
     method.cfg = _config(tiny_bert, tiny_qwen3, group_loss="mse_elementwise")
     torch.testing.assert_close(method(batch)[1]["cdm"] * student.dim, metrics["cdm"])
+    # Centred: each side's batch mean group state removed before normalising.
+    method.cfg = _config(tiny_bert, tiny_qwen3, center=True)
+    centred = method(batch)[1]["cdm"]
+    torch.testing.assert_close(centred, _loop_cdm(method, batch, center=True).detach())
+    assert not torch.isclose(centred, metrics["cdm"])
 
 
 def test_token_weight_choices(texts, tiny_bert, tiny_qwen3, capsys):

@@ -53,7 +53,7 @@ from talas.align import TokenView, aligned_positions, dtw_groups, token_view
 from talas.config import TrainConfig, option
 from talas.encoders import Encoder, keep_first_layers, load_config, load_tokenizer, resolve_model_path
 from talas.errors import ConfigError, TrainingError
-from talas.losses import cdm_entropy_weights, cdm_group_mse, group_mean, info_nce
+from talas.losses import cdm_entropy_weights, cdm_group_mse, center_groups, group_mean, info_nce
 from talas.methods.base import Method
 from talas.provision import Group, TeacherNeeds
 
@@ -74,6 +74,7 @@ class CdmConfig(TrainConfig):
         TOKEN_WEIGHTS,
     )
     projection_lr: float = option(1e-3, "Peak learning rate of the teacher-to-student projection P (0 = --learning_rate).", at_least=0)
+    center: bool = option(False, "Subtract each side's mean group state over the batch before normalising (removes the shared direction).")
     group_loss: str = option(
         "mse", "L_cdm per group: mse (squared distance of the normalised states) or mse_elementwise (its mean over the D entries).",
         ("mse", "mse_elementwise"),
@@ -269,7 +270,10 @@ class CdmMethod(Method):
         student_means, s_nonempty = group_mean(groups["student_groups"], out.tokens.float())
         teacher_means, t_nonempty = group_mean(groups["teacher_groups"], batch["teacher_hidden"][0].float())
         valid = groups["group_mask"] & s_nonempty & t_nonempty
-        cdm = cdm_group_mse(student_means, self.projection(teacher_means).float(), valid,
+        teacher_means = self.projection(teacher_means).float()
+        if cfg.center:
+            student_means, teacher_means = center_groups(student_means, valid), center_groups(teacher_means, valid)
+        cdm = cdm_group_mse(student_means, teacher_means, valid,
                             elementwise=cfg.group_loss == "mse_elementwise")
         loss = cfg.w_task * task + cfg.w_kd * cdm
         return loss, {"loss": loss.detach(), "task": task.detach(), "cdm": cdm.detach(), "groups": valid.sum().float()}
