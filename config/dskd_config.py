@@ -18,3 +18,5 @@ kd_temperature = DEFAULTS["kd_temperature"]  # KD temperature on the in-batch si
 projector_lr = DEFAULTS["projector_lr"]  # Learning rate of the query, t2s and s2t projectors (DSKD: 1e-3)
 align_loss = DEFAULTS["align_loss"]  # Distance of a carried sentence vector to its target: cosine or mse
 teacher_layer = DEFAULTS["teacher_layer"]  # Teacher layer whose token states are carried (-1 = last)
+projector_init = DEFAULTS["projector_init"]  # P_s2t / P_t2s start: random (as published) or ridge (fit on sample texts)
+projector_init_texts = DEFAULTS["projector_init_texts"]  # Texts of the ridge fit (one teacher forward each)

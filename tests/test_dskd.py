@@ -241,6 +241,32 @@ def test_a_few_steps_on_a_fixed_batch_lower_every_dskd_term(real_batch):
         assert history[-1][name] < 0.8 * history[0][name], (name, float(history[0][name]), float(history[-1][name]))
 
 
+def test_ridge_start_fits_the_carrying_projectors_to_the_untrained_models(real_batch, tiny_qwen3):
+    from talas.methods.talas import ridge_fit
+    from talas.provision import TeacherSupply
+
+    cfg, student, _ = real_batch
+    cfg = DskdConfig(**{**cfg.__dict__, "projector_init": "ridge", "projector_init_texts": 10})
+    teacher = Encoder.load(str(tiny_qwen3), "mean", 24)
+    needs = DskdMethod.teacher_needs(cfg)
+    method = DskdMethod(cfg, student, 48)
+    query = method.query.weight.clone()
+    lines = []
+    method.initialise(TeacherSupply(needs, online=OnlineTeacher(teacher, needs)), SENTENCES, lines.append)
+    # The same 10 texts (drawn with the run's seed), embedded independently: the student's mean pooling and
+    # the teacher's own sentence vectors; P_s2t is the ridge map between them.
+    chosen = sorted(__import__("numpy").random.default_rng(cfg.seed).choice(len(SENTENCES), size=10, replace=False))
+    x, y = student.encode([SENTENCES[i] for i in chosen]), teacher.encode([SENTENCES[i] for i in chosen])
+    weight, bias = ridge_fit(x, y)
+    torch.testing.assert_close(method.s2t.weight, weight, atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(method.s2t.bias, bias, atol=1e-4, rtol=1e-3)
+    assert torch.equal(method.query.weight, query)  # P_q has no target: it stays as initialised
+    assert len(lines) == 1 and "ridge regression on 10 texts" in lines[0]
+    with torch.no_grad():
+        fitted = torch.nn.functional.cosine_similarity(method.s2t(x), y).mean()
+    assert fitted > 0.9  # 10 texts, 32 inputs: an almost exact fit
+
+
 # ---- end to end through the seed-style command ------------------------------------------------------
 
 def command(student, teacher, save_dir, *extra, data="texts.csv"):
@@ -325,6 +351,7 @@ def test_seed_style_config_module_and_scripts():
         sys.path.remove(root)
     assert (dskd_config.kd_rate, dskd_config.kd_temperature, dskd_config.projector_lr) == (0.5, 2.0, 1e-3)
     assert dskd_config.align_loss == "cosine" and dskd_config.teacher_layer == -1
+    assert (dskd_config.projector_init, dskd_config.projector_init_texts) == ("random", 1024)
     for script in ("train_dskd.sh", "train_dskd.ps1"):
         text = open(os.path.join(root, "scripts", script)).read()
         assert "main.py" in text and "--method dskd" in text

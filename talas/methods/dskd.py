@@ -45,6 +45,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -66,6 +67,11 @@ class DskdConfig(TrainConfig):
     projector_lr: float = option(1e-3, "Peak lr of the three projectors (query, t2s, s2t), on the student's schedule (DSKD: 1e-3).", above=0)
     align_loss: str = option("cosine", "Distance between a carried sentence vector and its target: cosine (1 - cos) or mse (of normalised vectors).", ("cosine", "mse"))
     teacher_layer: int = option(-1, "Teacher layer whose token states are carried into the student's space (transformers' numbering; -1 = last).")
+    projector_init: str = option(
+        "random", "How P_s2t and P_t2s start: random (as published) or ridge (least-squares fit between the untrained "
+        "student's and the teacher's mean states on --projector_init_texts texts, one teacher forward each).", ("random", "ridge"),
+    )
+    projector_init_texts: int = option(1024, "Training texts the ridge fit of the projectors uses.", at_least=2)
 
 
 class DskdMethod(Method):
@@ -108,25 +114,49 @@ class DskdMethod(Method):
                 f"(valid: {-(layers + 1)}..{layers}, 0 = embeddings, -1 = last)."
             )
 
-    def param_groups(self) -> list[dict]:
-        """The student's groups as usual; the projectors in groups of their own at --projector_lr.
+    def lr_overrides(self) -> dict[str, float]:
+        # Fixed before the optimiser and the scheduler exist, so the schedule scales the projectors'
+        # lr too (the reference code added them after the scheduler: a constant lr).
+        return {prefix: self.cfg.projector_lr for prefix in ("query.", "t2s.", "s2t.")} if self.uses_teacher(self.cfg) else {}
 
-        Groups are fixed here, before the optimiser and the scheduler exist, so the schedule scales
-        the projectors' lr too (the reference code added them after the scheduler: constant lr).
+    @torch.no_grad()
+    def initialise(self, supply, texts: list[str], log) -> None:
+        """``--projector_init ridge``: fit P_s2t and P_t2s by ridge regression on a sample of texts.
+
+        At the start the attention is roughly an average, so v_s→t ≈ P_s2t(mean student token) and
+        v_t→s ≈ P_t2s(mean scaled teacher token): P_s2t is fitted from the untrained student's mean token
+        states to the teacher's sentence vectors, P_t2s from the teacher's to the student's. P_q has no
+        target and stays random. Costs one teacher forward per sampled text.
         """
-        groups = []
-        for lr, params in ((None, self.student.named_parameters(prefix="student")), (self.cfg.projector_lr, self.projector_parameters())):
-            decay, no_decay = [], []
-            for name, param in params:
-                if param.requires_grad:
-                    (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
-            extra = {} if lr is None else {"lr": lr}
-            groups += [{"params": decay, "weight_decay": self.cfg.weight_decay, **extra},
-                       {"params": no_decay, "weight_decay": 0.0, **extra}]
-        return [g for g in groups if g["params"]]
+        cfg = self.cfg
+        if cfg.projector_init != "ridge" or supply.online is None:
+            return
+        from talas.methods.talas import ridge_fit
 
-    def projector_parameters(self):
-        return ((name, p) for name, p in self.named_parameters() if not name.startswith("student."))
+        chosen = np.sort(np.random.default_rng(cfg.seed).choice(len(texts), size=min(len(texts), cfg.projector_init_texts), replace=False))
+        sample = [texts[i] for i in chosen]
+        student_means, student_vectors, teacher_means, teacher_vectors = [], [], [], []
+        was_training = self.student.training
+        self.student.eval()
+        for start in range(0, len(sample), 64):
+            batch = {"texts": sample[start : start + 64]}
+            supply.fill(batch)
+            t_mask = batch["teacher_features"]["attention_mask"]
+            teacher_means.append(pool(std_scaled(batch["teacher_hidden"][1], t_mask), t_mask, "mean"))
+            teacher_vectors.append(batch["teacher"])
+            features = {k: v.to(self.student.device) for k, v in self.student.tokenize(batch["texts"]).items()}
+            out = self.student.forward_tokens(features)
+            student_means.append(pool(out.tokens, features["attention_mask"], "mean").float())
+            student_vectors.append(out.pooled.float())
+        self.student.train(was_training)
+        fits = []
+        for proj, x, y in ((self.s2t, student_means, teacher_vectors), (self.t2s, teacher_means, student_vectors)):
+            x, y = torch.cat(x).to(proj.weight.device), torch.cat(y).to(proj.weight.device)
+            weight, bias = ridge_fit(x, y)
+            proj.weight.copy_(weight)
+            proj.bias.copy_(bias)
+            fits.append(torch.nn.functional.cosine_similarity(proj(x), y).mean())
+        log(f"Projectors initialised by ridge regression on {len(sample)} texts (mean cosine: s2t to the teacher {fits[0]:.3f}, t2s to the student {fits[1]:.3f}).")
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.cfg
