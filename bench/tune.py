@@ -48,12 +48,14 @@ class ForwardCounter:
         import torch
 
         self.class_name, self.calls, self.texts = class_name, 0, 0
-        self.handle = torch.nn.modules.module.register_module_forward_hook(self.hook)
+        # with_kwargs: the teacher is called as model(input_ids=..., attention_mask=...), so the batch
+        # is in the keyword arguments (positional-only, "texts" stayed 0 for every online run).
+        self.handle = torch.nn.modules.module.register_module_forward_hook(self.hook, with_kwargs=True)
 
-    def hook(self, module, args, output) -> None:
+    def hook(self, module, args, kwargs, output) -> None:
         if type(module).__name__ == self.class_name:
             self.calls += 1
-            ids = args[0] if args else None
+            ids = kwargs.get("input_ids", args[0] if args else None)
             self.texts += int(ids.shape[0]) if ids is not None and hasattr(ids, "shape") else 0
 
 
