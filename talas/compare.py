@@ -144,6 +144,10 @@ def split_flags(rest: list[str], names: list[str]) -> dict[str, list[str]]:
             raise ConfigError(f"talas compare sets --{flag} itself: {RESERVED[flag]}.")
         if not any(flag in known for known in fields.values()):
             raise ConfigError(f"--{flag} is not an option of any of {', '.join(names)}. Run `talas train --method M --help` for the options.")
+    for flag in dict.fromkeys(flag for flag, _ in groups):
+        having = [n for n in names if flag in fields[n]]
+        if len(having) < len(names):  # e.g. --cache_dtype: only the methods that read the cache have it
+            print(f"note: --{flag} applies to {', '.join(having)} only (the other methods have no such option).", file=sys.stderr)
     return {n: [tok for flag, tokens in groups if flag in fields[n] for tok in tokens] for n in names}
 
 
