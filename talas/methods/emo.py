@@ -211,7 +211,7 @@ class EmoMethod(Method):
         return loss, {"loss": loss.detach(), "task": task.detach(), "ira": ira.detach(), "ot": ot.detach(), **metrics}
 
     def ira(self, student_attentions, teacher_attn, pairs_s, pairs_t, group_mask, content, importance):
-        """L_ira = mean over IRA layers and over texts with m ≥ 2 of 1 − CKA (see the module docstring)."""
+        """L_ira = mean over IRA layers and over texts with m ≥ 3 (CKA defined) of 1 − CKA; ira_texts: their share in the last layer."""
         pairs_s, pairs_t = pairs_s.float(), pairs_t.float()
         valid = group_mask & (pairs_s.sum(-1) > 0) & (pairs_t.sum(-1) > 0)
         eligible = valid & ((pairs_t @ content.float().unsqueeze(-1)).squeeze(-1) > 0)
