@@ -34,6 +34,9 @@ Choices and deviations (measured in BENCHMARKS.md, "CDM"):
 - P starts from scratch, so it gets its own peak lr (1e-3, as DSKD's and EMO's projectors): at the
   student's 5e-5 it barely moved in 150 steps (L_cdm 1.91 → 1.76, i.e. cos ≈ 0.1) and the run scored
   as the student-only baseline.
+- ``--center`` (off by default) subtracts each side's batch-mean group state before normalising:
+  the published term pulled every student token toward one shared direction (sentence cosine
+  0.22 → 0.48 after 150 steps at 2e-4, SICK-R −4.8); centring did not recover the baseline at 5e-5.
 - L_cdm is the squared distance per group (= 2(1 − cos)), as TALAS's KD term; the mean over
   the D entries (1/D of it: ~1/384 here, negligible next to InfoNCE at w_kd = 0.1) is
   ``--group_loss mse_elementwise``.
