@@ -36,7 +36,8 @@ Choices and deviations (measured in BENCHMARKS.md, "CDM"):
   as the student-only baseline.
 - ``--center`` (off by default) subtracts each side's batch-mean group state before normalising:
   the published term pulled every student token toward one shared direction (sentence cosine
-  0.22 → 0.48 after 150 steps at 2e-4, SICK-R −4.8); centring did not recover the baseline at 5e-5.
+  0.22 → 0.48 after 150 steps at 2e-4, SICK-R −4.8); centring did not recover the baseline
+  (5e-5 and 2e-4).
 - L_cdm is the squared distance per group (= 2(1 − cos)), as TALAS's KD term; the mean over
   the D entries (1/D of it: ~1/384 here, negligible next to InfoNCE at w_kd = 0.1) is
   ``--group_loss mse_elementwise``.
