@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from talas.encoders import Encoder
+from talas.losses import info_nce
 from talas.provision import Aligner, TeacherNeeds, builtin_aligners
 
 
@@ -132,6 +133,16 @@ class Method(nn.Module):
             {"params": params, "weight_decay": self.cfg.weight_decay if decays else 0.0, **({"lr": lr} if lr else {})}
             for (lr, decays), params in groups.items()
         ]
+
+    def task_loss(self, vectors: torch.Tensor, batch: dict) -> torch.Tensor:
+        """InfoNCE over the batch's views (rows: anchors, positives, hard negatives); 0 with one view per text."""
+        if batch["single_view"]:
+            return vectors.new_zeros((), dtype=torch.float32)
+        size, ids = batch["size"], batch["text_ids"]
+        return info_nce(
+            vectors[:size], vectors[size : 2 * size], self.cfg.temperature, negatives=vectors[2 * size :],
+            anchor_ids=ids[:size], positive_ids=ids[size : 2 * size], negative_ids=ids[2 * size :],
+        )
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError

@@ -43,7 +43,7 @@ from torch import nn
 from talas.align import TokenView
 from talas.config import TrainConfig, option
 from talas.errors import ConfigError
-from talas.losses import emo_importance, emo_masses, emo_top_m, info_nce, linear_cka, sinkhorn
+from talas.losses import emo_importance, emo_masses, emo_top_m, linear_cka, sinkhorn
 from talas.methods.base import Method
 from talas.provision import Aligner, Group, TeacherNeeds, mined_groups
 
@@ -176,18 +176,11 @@ class EmoMethod(Method):
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.cfg
         features = batch["features"]
-        size, ids = batch["size"], batch["text_ids"]
         distil = "teacher_attentions" in batch
         student_attention_layers = [s for s, _ in self.layers] if distil and cfg.w_ira > 0 else []
         out = self.student.forward_tokens(features, attention_layers=student_attention_layers)
         z = out.pooled
-        if batch["single_view"]:
-            task = z.new_zeros(())
-        else:
-            task = info_nce(
-                z[:size], z[size : 2 * size], cfg.temperature, negatives=z[2 * size :],
-                anchor_ids=ids[:size], positive_ids=ids[size : 2 * size], negative_ids=ids[2 * size :],
-            )
+        task = self.task_loss(z, batch)
         if not distil:  # student-only baseline (alpha 0)
             return task, {"loss": task.detach(), "task": task.detach()}
 

@@ -141,13 +141,7 @@ class TalasMethod(Method):
         cfg = self.cfg
         z = self.student(batch["features"])
         size, ids = batch["size"], batch["text_ids"]
-        if batch["single_view"]:
-            task = z.new_zeros(())
-        else:
-            task = info_nce(
-                z[:size], z[size : 2 * size], cfg.temperature, negatives=z[2 * size :],
-                anchor_ids=ids[:size], positive_ids=ids[size : 2 * size], negative_ids=ids[2 * size :],
-            )
+        task = self.task_loss(z, batch)
         if "teacher" not in batch:  # student-only baseline (w_kd = 0)
             loss = cfg.w_task * task
             return loss, {"loss": loss.detach(), "task": task.detach()}
