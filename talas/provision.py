@@ -114,18 +114,36 @@ class OnlineTeacher:
         feats = {k: v.to(device, non_blocking=True) for k, v in feats.items()}
         batch["teacher_features"] = feats
         needs = self.needs
+        first, inverse = distinct_texts(batch.get("text_ids"), len(feats["input_ids"]), device)
         with torch.inference_mode():
-            out = self.encoder.forward_tokens(feats, needs.layers, needs.attention_layers)
+            out = self.encoder.forward_tokens({k: v[first] for k, v in feats.items()}, needs.layers, needs.attention_layers)
+
+        def spread(x: torch.Tensor) -> torch.Tensor:
+            return x.to(torch.float32)[inverse]  # indexing copies: the result is an ordinary tensor
+
         if needs.vectors == "online":
-            vectors = out.pooled.to(torch.float32, copy=True)
+            vectors = spread(out.pooled)
             if self.normalize:
                 vectors = torch.nn.functional.normalize(vectors, dim=-1)
             batch["teacher"] = vectors
             batch["teacher_mask"] = torch.ones(len(vectors), dtype=torch.bool, device=vectors.device)
         if needs.layers:
-            batch["teacher_hidden"] = tuple(h.to(torch.float32, copy=True) for h in out.hidden_states)
+            batch["teacher_hidden"] = tuple(spread(h) for h in out.hidden_states)
         if needs.attention_layers:
-            batch["teacher_attentions"] = tuple(a.to(torch.float32, copy=True) for a in out.attentions)
+            batch["teacher_attentions"] = tuple(spread(a) for a in out.attentions)
+
+
+def distinct_texts(text_ids: torch.Tensor | None, rows: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(first row of each distinct text, each row's index into those): the teacher is deterministic, so a
+    text seen twice in a batch (the two dropout views of single-text data) is run once and copied.
+    Without ids every row counts as distinct."""
+    if text_ids is None:
+        every = torch.arange(rows, device=device)
+        return every, every
+    unique, inverse = torch.unique(text_ids.to(device), return_inverse=True)
+    positions = torch.arange(len(inverse), device=device)
+    first = torch.full((len(unique),), len(inverse), device=device).scatter_reduce_(0, inverse, positions, "amin")
+    return first, inverse
 
 
 @dataclass

@@ -147,6 +147,21 @@ def test_online_teacher_fills_what_was_declared_as_autograd_constants(student, t
     assert weight.grad is not None and not any(p.requires_grad for p in teacher.parameters())
 
 
+def test_online_teacher_runs_each_distinct_text_once_and_copies_it_to_its_other_rows(teacher, monkeypatch):
+    texts = [TEXTS[1], TEXTS[0], TEXTS[1], TEXTS[2], TEXTS[0]]
+    ids = torch.tensor([1, 0, 1, 2, 0])
+    seen = []
+    real = teacher.forward_tokens
+    monkeypatch.setattr(teacher, "forward_tokens", lambda feats, *a: seen.append(len(feats["input_ids"])) or real(feats, *a))
+    batch = {"texts": texts, "text_ids": ids, "teacher_features": teacher.tokenize(texts)}
+    OnlineTeacher(teacher, TeacherNeeds(vectors="online", layers=(-1,))).fill(batch)
+    assert seen == [3]  # three distinct texts in five rows
+    with torch.no_grad():
+        expected = real(teacher.tokenize(texts), (-1,))
+    torch.testing.assert_close(batch["teacher"], expected.pooled)
+    torch.testing.assert_close(batch["teacher_hidden"][0], expected.hidden_states[0])
+
+
 def test_online_teacher_without_vectors_leaves_the_cached_ones(teacher):
     batch = {"texts": TEXTS, "teacher": torch.zeros(4, 2)}
     OnlineTeacher(teacher, TeacherNeeds(vectors="none", layers=(-1,))).fill(batch)
