@@ -242,7 +242,7 @@ def test_a_few_steps_on_a_fixed_batch_lower_every_dskd_term(real_batch):
 
 
 def test_ridge_start_fits_the_carrying_projectors_to_the_untrained_models(real_batch, tiny_qwen3):
-    from talas.methods.talas import ridge_fit
+    from talas.ridge import ridge_fit
     from talas.provision import TeacherSupply
 
     cfg, student, _ = real_batch

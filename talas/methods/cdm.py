@@ -57,9 +57,10 @@ from talas.align import TokenView, aligned_positions, dtw_groups, token_view
 from talas.config import TrainConfig, option
 from talas.encoders import Encoder, keep_first_layers, load_config, load_tokenizer, resolve_model_path
 from talas.errors import ConfigError, TrainingError
-from talas.losses import cdm_entropy_weights, cdm_group_mse, center_groups, group_mean, info_nce
+from talas.losses import cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
 from talas.methods.base import Method
 from talas.provision import Group, TeacherNeeds
+from talas.ridge import fit_teacher_to_student
 
 ALIGNMENT = "cdm"
 TOKEN_WEIGHTS = ("both", "teacher", "none")
@@ -78,6 +79,11 @@ class CdmConfig(TrainConfig):
         TOKEN_WEIGHTS,
     )
     projection_lr: float = option(1e-3, "Peak learning rate of the teacher-to-student projection P (0 = --learning_rate).", at_least=0)
+    projection_init: str = option(
+        "random", "How P starts: random (as published) or ridge (least-squares fit from the teacher's to the untrained "
+        "student's mean token states on --projection_init_texts texts, one teacher forward each).", ("random", "ridge"),
+    )
+    projection_init_texts: int = option(1024, "Training texts the ridge fit of P uses.", at_least=2)
     center: bool = option(False, "Subtract each side's mean group state over the batch before normalising (removes the shared direction).")
     group_loss: str = option(
         "mse", "L_cdm per group: mse (squared distance of the normalised states) or mse_elementwise (its mean over the D entries).",
@@ -252,21 +258,20 @@ class CdmMethod(Method):
         table = {} if cfg.token_weights == "none" else entropy_weight_table(cfg)
         return {ALIGNMENT: EntropyDTW(table)}
 
+    def initialise(self, supply, texts: list[str], log) -> None:
+        """``--projection_init ridge``: start P from a ridge fit (talas.ridge.fit_teacher_to_student)."""
+        if self.projection is None or self.cfg.projection_init != "ridge":
+            return
+        count, fitted = fit_teacher_to_student(self.projection, self.student, supply, texts, self.cfg.projection_init_texts, self.cfg.seed)
+        log(f"Projection initialised by ridge regression on {count} texts (mean cosine to the student's mean states {fitted:.3f}).")
+
     def lr_overrides(self) -> dict[str, float]:
         return {"projection.": self.cfg.projection_lr} if self.projection is not None else {}
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.cfg
         out = self.student.forward_tokens(batch["features"])
-        size, ids = batch["size"], batch["text_ids"]
-        if batch["single_view"]:
-            task = out.pooled.new_zeros(())
-        else:
-            z = out.pooled
-            task = info_nce(
-                z[:size], z[size : 2 * size], cfg.temperature, negatives=z[2 * size :],
-                anchor_ids=ids[:size], positive_ids=ids[size : 2 * size], negative_ids=ids[2 * size :],
-            )
+        task = self.task_loss(out.pooled, batch)
         if self.projection is None:  # student-only baseline (w_kd = 0)
             loss = cfg.w_task * task
             return loss, {"loss": loss.detach(), "task": task.detach()}

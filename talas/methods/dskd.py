@@ -50,7 +50,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -61,6 +60,7 @@ from talas.losses import cosine_distance, cross_attend, info_nce, normalized_mse
 from talas.methods.base import Method
 from talas.methods.stella import distinct_rows
 from talas.provision import TeacherNeeds
+from talas.ridge import fit_linear, sample_online_states, sample_rows
 
 ALIGN_LOSSES = {"cosine": cosine_distance, "mse": normalized_mse}
 
@@ -136,32 +136,17 @@ class DskdMethod(Method):
         cfg = self.cfg
         if cfg.projector_init != "ridge" or supply.online is None:
             return
-        from talas.methods.talas import ridge_fit
+        sample = [texts[i] for i in sample_rows(len(texts), cfg.projector_init_texts, cfg.seed)]
 
-        chosen = np.sort(np.random.default_rng(cfg.seed).choice(len(texts), size=min(len(texts), cfg.projector_init_texts), replace=False))
-        sample = [texts[i] for i in chosen]
-        student_means, student_vectors, teacher_means, teacher_vectors = [], [], [], []
-        was_training = self.student.training
-        self.student.eval()
-        for start in range(0, len(sample), 64):
-            batch = {"texts": sample[start : start + 64]}
-            supply.fill(batch)
-            t_mask = batch["teacher_features"]["attention_mask"]
-            teacher_means.append(pool(std_scaled(batch["teacher_hidden"][1], t_mask), t_mask, "mean"))
-            teacher_vectors.append(batch["teacher"])
-            features = {k: v.to(self.student.device) for k, v in self.student.tokenize(batch["texts"]).items()}
-            out = self.student.forward_tokens(features)
-            student_means.append(pool(out.tokens, features["attention_mask"], "mean").float())
-            student_vectors.append(out.pooled.float())
-        self.student.train(was_training)
-        fits = []
-        for proj, x, y in ((self.s2t, student_means, teacher_vectors), (self.t2s, teacher_means, student_vectors)):
-            x, y = torch.cat(x).to(proj.weight.device), torch.cat(y).to(proj.weight.device)
-            weight, bias = ridge_fit(x, y)
-            proj.weight.copy_(weight)
-            proj.bias.copy_(bias)
-            fits.append(torch.nn.functional.cosine_similarity(proj(x), y).mean())
-        log(f"Projectors initialised by ridge regression on {len(sample)} texts (mean cosine: s2t to the teacher {fits[0]:.3f}, t2s to the student {fits[1]:.3f}).")
+        def reduce(batch, out):
+            s_mask, t_mask = batch["features"]["attention_mask"], batch["teacher_features"]["attention_mask"]
+            return (pool(out.tokens, s_mask, "mean"), out.pooled, batch["teacher"],
+                    pool(std_scaled(batch["teacher_hidden"][1], t_mask), t_mask, "mean"))
+
+        student_means, student_vectors, teacher_vectors, teacher_means = sample_online_states(self.student, supply, sample, reduce)
+        s2t = fit_linear(self.s2t, student_means, teacher_vectors)
+        t2s = fit_linear(self.t2s, teacher_means, student_vectors)
+        log(f"Projectors initialised by ridge regression on {len(sample)} texts (mean cosine: s2t to the teacher {s2t:.3f}, t2s to the student {t2s:.3f}).")
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.cfg

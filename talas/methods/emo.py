@@ -46,6 +46,7 @@ from talas.errors import ConfigError
 from talas.losses import emo_importance, emo_masses, emo_top_m, linear_cka, sinkhorn
 from talas.methods.base import Method
 from talas.provision import Aligner, Group, TeacherNeeds, mined_groups
+from talas.ridge import fit_teacher_to_student
 
 
 @dataclass
@@ -58,6 +59,11 @@ class EmoConfig(TrainConfig):
     ot_epsilon: float = option(0.1, "Entropic regularisation of Sinkhorn.", above=0)
     ot_max_iter: int = option(100, "Most Sinkhorn iterations.", at_least=1)
     ot_tol: float = option(1e-5, "Sinkhorn stops when every text's row-marginal L1 error is below this.", above=0)
+    projection_init: str = option(
+        "random", "How P starts: random (as published) or ridge (least-squares fit from the teacher's to the untrained "
+        "student's mean token states on --projection_init_texts texts, one teacher forward each).", ("random", "ridge"),
+    )
+    projection_init_texts: int = option(1024, "Training texts the ridge fit of P uses.", at_least=2)
     skip_punctuation: bool = option(True, "Exclude pieces without a letter or digit (punctuation) from importance, like stop words.")
     projection_lr: float = option(1e-3, "Peak learning rate of the teacher-to-student projection P (0 = --learning_rate).", at_least=0)
 
@@ -169,6 +175,13 @@ class EmoMethod(Method):
             return [((), content_positions(teacher, skip))]
 
         return {"mined": mined_groups, "content": content}
+
+    def initialise(self, supply, texts: list[str], log) -> None:
+        """``--projection_init ridge``: start P from a ridge fit (talas.ridge.fit_teacher_to_student)."""
+        if self.projection is None or self.cfg.projection_init != "ridge" or self.cfg.w_ot == 0:
+            return
+        count, fitted = fit_teacher_to_student(self.projection, self.student, supply, texts, self.cfg.projection_init_texts, self.cfg.seed)
+        log(f"Projection initialised by ridge regression on {count} texts (mean cosine to the student's mean states {fitted:.3f}).")
 
     def lr_overrides(self) -> dict[str, float]:
         return {"projection.": self.cfg.projection_lr}

@@ -27,6 +27,7 @@ from talas.config import CacheConfig, option
 from talas.errors import ConfigError
 from talas.losses import cosine_distance, info_nce, normalized_mse, normalized_mse_elementwise
 from talas.methods.base import Method
+from talas.ridge import fit_linear, sample_rows
 
 
 @dataclass
@@ -57,23 +58,6 @@ class TalasConfig(CacheConfig):
 
 
 KD_LOSSES = {"mse": normalized_mse, "mse_elementwise": normalized_mse_elementwise, "cosine": cosine_distance}
-RIDGE_ALPHA = 1e-2  # ridge strength relative to the student vectors' mean variance: a mild shrinkage
-
-
-def ridge_fit(x: torch.Tensor, y: torch.Tensor, alpha: float = RIDGE_ALPHA) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weight [d_y, d_x] and bias [d_y] minimising ‖x·Wᵀ + b − y‖² + λ‖W‖², λ = alpha·tr(cov x)·n/d_x.
-
-    Closed form on centred data (the bias is not shrunk), solved in float64 for stability.
-    """
-    x, y = x.double(), y.double()
-    x_mean, y_mean = x.mean(0), y.mean(0)
-    xc, yc = x - x_mean, y - y_mean
-    gram = xc.T @ xc
-    lam = alpha * gram.trace() / x.shape[1]
-    weight_t = torch.linalg.solve(gram + lam * torch.eye(x.shape[1], dtype=gram.dtype), xc.T @ yc)
-    return weight_t.T.float(), (y_mean - x_mean @ weight_t).float()
-
-
 class TalasMethod(Method):
     name = "talas"
     config_class = TalasConfig
@@ -108,15 +92,9 @@ class TalasMethod(Method):
         if self.projection is None or self.cfg.projection_init != "ridge" or supply.cache is None:
             return
         present = np.flatnonzero(supply.rows >= 0)
-        generator = np.random.default_rng(self.cfg.seed)
-        chosen = np.sort(generator.choice(present, size=min(len(present), self.cfg.projection_init_texts), replace=False))
+        chosen = present[sample_rows(len(present), self.cfg.projection_init_texts, self.cfg.seed)]
         teacher = supply.cache.gather(supply.rows[chosen]).float()
-        student = self.student.encode([texts[i] for i in chosen])
-        weight, bias = ridge_fit(student, teacher)
-        with torch.no_grad():
-            self.projection.weight.copy_(weight)
-            self.projection.bias.copy_(bias)
-            fitted = torch.nn.functional.cosine_similarity(self.projection(student.to(weight.device)), teacher).mean()
+        fitted = fit_linear(self.projection, self.student.encode([texts[i] for i in chosen]), teacher)
         log(f"Projection initialised by ridge regression on {len(chosen)} texts (mean cosine to the teacher {fitted:.3f}).")
 
     def lr_overrides(self) -> dict[str, float]:
