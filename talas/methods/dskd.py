@@ -128,10 +128,10 @@ class DskdMethod(Method):
     def initialise(self, supply, texts: list[str], log) -> None:
         """``--projector_init ridge``: fit P_s2t and P_t2s by ridge regression on a sample of texts.
 
-        At the start the attention is roughly an average, so v_s→t ≈ P_s2t(mean student token) and
-        v_t→s ≈ P_t2s(mean scaled teacher token): P_s2t is fitted from the untrained student's mean token
-        states to the teacher's sentence vectors, P_t2s from the teacher's to the student's. P_q has no
-        target and stays random. Costs one teacher forward per sampled text.
+        P_q starts at zero, so the attention starts as an average: v_s→t = P_s2t(mean student token) and
+        v_t→s = P_t2s(mean scaled teacher token). P_s2t is fitted from the untrained student's mean token
+        states to the teacher's sentence vectors, P_t2s from the teacher's to the student's. Costs one
+        teacher forward per sampled text.
         """
         cfg = self.cfg
         if cfg.projector_init != "ridge" or supply.online is None:
@@ -144,6 +144,11 @@ class DskdMethod(Method):
                     pool(std_scaled(batch["teacher_hidden"][1], t_mask), t_mask, "mean"))
 
         student_means, student_vectors, teacher_vectors, teacher_means = sample_online_states(self.student, supply, sample, reduce)
+        # A zero query makes every attention row uniform over the real tokens, so the carried vectors
+        # start as exactly the mean states the fits below assume (with a random P_q the rows are peaked
+        # and the fits hold only roughly); P_q still gets gradients, the keys differ from token to token.
+        nn.init.zeros_(self.query.weight)
+        nn.init.zeros_(self.query.bias)
         s2t = fit_linear(self.s2t, student_means, teacher_vectors)
         t2s = fit_linear(self.t2s, teacher_means, student_vectors)
         log(f"Projectors initialised by ridge regression on {len(sample)} texts (mean cosine: s2t to the teacher {s2t:.3f}, t2s to the student {t2s:.3f}).")
