@@ -5,6 +5,8 @@ Every method composes these; nothing here knows about models, batches or configs
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -343,6 +345,23 @@ def sinkhorn(cost: torch.Tensor, a: torch.Tensor, b: torch.Tensor, epsilon: floa
         if iterations == max_iter:  # the loop ran out: measure the final plan directly
             error = (plan.sum(2) - a.float()).abs().sum(1)
         return plan, error, iterations
+
+
+def emo_ot_cost(student: torch.Tensor, projected_teacher: torch.Tensor, teacher_mask: torch.Tensor, kind: str) -> torch.Tensor:
+    """EMO's transport cost [B, Ls, Lt] between student token states and projected teacher ones, in fp32.
+
+    "softmax" (published): 1 − softmax over the text's teacher tokens of s·P(h)/√d. A softmax ignores
+    what all of its logits share, so adding one vector to every projected teacher token of a text leaves
+    this cost unchanged: it cannot see the text's mean teacher state, which for a mean-pooling teacher is
+    its sentence vector. "cosine": 1 − cos(s, P(h)), which sees it.
+    """
+    student, projected = student.float(), projected_teacher.float()
+    if kind == "cosine":
+        cost = 1.0 - F.normalize(student, dim=-1) @ F.normalize(projected, dim=-1).transpose(1, 2)
+        return cost.masked_fill(~teacher_mask.bool().unsqueeze(1), 2.0)  # padded columns get no mass anyway
+    logits = student @ projected.transpose(1, 2) / math.sqrt(student.shape[-1])
+    logits = logits.masked_fill(~teacher_mask.bool().unsqueeze(1), float("-inf"))
+    return 1.0 - torch.softmax(logits, dim=-1)  # padded student rows are finite too
 
 
 def emo_importance(attention: torch.Tensor, mask: torch.Tensor, content: torch.Tensor) -> torch.Tensor:

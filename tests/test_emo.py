@@ -382,3 +382,19 @@ def test_registered_and_seed_style_config():
     for script in ("scripts/train_emo.sh", "scripts/train_emo.ps1"):
         text = open(os.path.join(os.path.dirname(os.path.dirname(__file__)), script)).read()
         assert "--method emo" in text and "--ot_epsilon 0.1" in text
+
+
+def test_softmax_cost_is_blind_to_a_texts_mean_teacher_state_and_cosine_is_not():
+    from talas.losses import emo_ot_cost
+
+    g = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(2, 3, 4, generator=g), torch.randn(2, 5, 4, generator=g)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [0, 1, 1, 1, 1]])  # the second text left-padded
+    shifted = teacher + torch.randn(2, 1, 4, generator=g)  # one vector added to all of a text's tokens
+    softmax, cosine = (emo_ot_cost(student, teacher, mask, kind) for kind in ("softmax", "cosine"))
+    torch.testing.assert_close(emo_ot_cost(student, shifted, mask, "softmax"), softmax)
+    assert (emo_ot_cost(student, shifted, mask, "cosine") - cosine)[mask.bool().unsqueeze(1).expand_as(cosine)].abs().max() > 0.1
+    # known values: a row's softmax costs over real columns sum to (columns - 1); cosine = 1 - cos
+    assert torch.allclose(softmax[0].sum(-1), torch.full((3,), 4.0)) and torch.allclose(softmax[1, :, 1:].sum(-1), torch.full((3,), 3.0))
+    expected = 1 - torch.nn.functional.cosine_similarity(student[0, 1], teacher[0, 2], dim=0)
+    torch.testing.assert_close(cosine[0, 1, 2], expected)

@@ -33,7 +33,6 @@ The exported model is the student alone (P maps the teacher into the student, no
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
@@ -43,7 +42,7 @@ from torch import nn
 from talas.align import TokenView
 from talas.config import TrainConfig, option
 from talas.errors import ConfigError
-from talas.losses import emo_importance, emo_masses, emo_top_m, linear_cka, sinkhorn
+from talas.losses import emo_importance, emo_ot_cost, emo_masses, emo_top_m, linear_cka, sinkhorn
 from talas.methods.base import Method
 from talas.provision import Aligner, Group, TeacherNeeds, mined_groups
 from talas.ridge import fit_teacher_to_student
@@ -59,6 +58,10 @@ class EmoConfig(TrainConfig):
     ot_epsilon: float = option(0.1, "Entropic regularisation of Sinkhorn.", above=0)
     ot_max_iter: int = option(100, "Most Sinkhorn iterations.", at_least=1)
     ot_tol: float = option(1e-5, "Sinkhorn stops when every text's row-marginal L1 error is below this.", above=0)
+    ot_cost: str = option(
+        "softmax", "Transport cost: softmax (published: 1 - softmax over the text's teacher tokens of s·P(h)/√d, blind to "
+        "the text's mean teacher state) or cosine (1 - cos(s, P(h))).", ("softmax", "cosine"),
+    )
     projection_init: str = option(
         "random", "How P starts: random (as published) or ridge (least-squares fit from the teacher's to the untrained "
         "student's mean token states on --projection_init_texts texts, one teacher forward each).", ("random", "ridge"),
@@ -239,9 +242,7 @@ class EmoMethod(Method):
         cfg = self.cfg
         projected = self.projection(teacher_states.to(self.projection.weight.dtype))
         with torch.autocast(student_states.device.type, enabled=False):
-            logits = student_states.float() @ projected.float().transpose(1, 2) / math.sqrt(student_states.shape[-1])
-            logits = logits.masked_fill(~teacher_mask.bool().unsqueeze(1), float("-inf"))
-            cost = 1.0 - torch.softmax(logits, dim=-1)  # padded student rows are finite too
+            cost = emo_ot_cost(student_states, projected, teacher_mask, cfg.ot_cost)
             a_s, a_t = emo_masses(importance, teacher_mask, pairs_s, pairs_t, student_mask)
             plan, error, iterations = sinkhorn(cost, a_s, a_t, cfg.ot_epsilon, cfg.ot_max_iter, cfg.ot_tol)
             ot = (plan * cost).sum((1, 2)).mean()
