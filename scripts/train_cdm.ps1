@@ -9,20 +9,9 @@ param(
     [string]$SaveDir = "checkpoints/cdm"
 )
 $ErrorActionPreference = "Stop"
-Set-Location (Join-Path $PSScriptRoot "..")
-$Py = if (Test-Path ".venv\Scripts\python.exe") { ".venv\Scripts\python.exe" } else { "python" }
-& $Py main.py `
-    --method cdm `
-    --train_data_path $TrainData `
-    --student_model_name $Student `
-    --teacher_model_name $Teacher `
-    --save_dir $SaveDir `
-    --batch_size 32 `
-    --epochs 1 `
-    --learning_rate 2e-4 `
-    --max_length 128 `
-    --temperature 0.05 `
-    --w_task 0.9 `
-    --w_kd 0.1 `
-    @args
+& (Join-Path $PSScriptRoot "train_method.ps1") -Method cdm -TrainData $TrainData -Student $Student `
+    -Teacher $Teacher -SaveDir $SaveDir -Extra $args -Defaults @(
+    "--batch_size", "32", "--epochs", "1", "--learning_rate", "2e-4", "--max_length", "128",
+    "--temperature", "0.05", "--w_task", "0.9", "--w_kd", "0.1"
+)
 exit $LASTEXITCODE

@@ -8,21 +8,9 @@ param(
     [string]$SaveDir = "checkpoints/dskd"
 )
 $ErrorActionPreference = "Stop"
-Set-Location (Join-Path $PSScriptRoot "..")
-$Py = if (Test-Path ".venv\Scripts\python.exe") { ".venv\Scripts\python.exe" } else { "python" }
-& $Py main.py `
-    --method dskd `
-    --train_data_path $TrainData `
-    --student_model_name $Student `
-    --teacher_model_name $Teacher `
-    --save_dir $SaveDir `
-    --batch_size 32 `
-    --epochs 1 `
-    --learning_rate 2e-4 `
-    --max_length 128 `
-    --student_pooling mean `
-    --kd_rate 0.5 `
-    --kd_temperature 2.0 `
-    --projector_lr 1e-3 `
-    @args
+& (Join-Path $PSScriptRoot "train_method.ps1") -Method dskd -TrainData $TrainData -Student $Student `
+    -Teacher $Teacher -SaveDir $SaveDir -Extra $args -Defaults @(
+    "--batch_size", "32", "--epochs", "1", "--learning_rate", "2e-4", "--max_length", "128",
+    "--student_pooling", "mean", "--kd_rate", "0.5", "--kd_temperature", "2.0", "--projector_lr", "1e-3"
+)
 exit $LASTEXITCODE

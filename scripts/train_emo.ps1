@@ -8,24 +8,10 @@ param(
     [string]$SaveDir = "checkpoints/emo"
 )
 $ErrorActionPreference = "Stop"
-Set-Location (Join-Path $PSScriptRoot "..")
-$Py = if (Test-Path ".venv\Scripts\python.exe") { ".venv\Scripts\python.exe" } else { "python" }
-& $Py main.py `
-    --method emo `
-    --train_data_path $TrainData `
-    --student_model_name $Student `
-    --teacher_model_name $Teacher `
-    --save_dir $SaveDir `
-    --batch_size 32 `
-    --epochs 1 `
-    --learning_rate 2e-4 `
-    --max_length 128 `
-    --student_pooling mean `
-    --alpha 0.5 `
-    --w_ira 0.1 `
-    --w_ot 1.0 `
-    --ot_epsilon 0.1 `
-    --ot_max_iter 100 `
-    --projection_lr 1e-3 `
-    @args
+& (Join-Path $PSScriptRoot "train_method.ps1") -Method emo -TrainData $TrainData -Student $Student `
+    -Teacher $Teacher -SaveDir $SaveDir -Extra $args -Defaults @(
+    "--batch_size", "32", "--epochs", "1", "--learning_rate", "2e-4", "--max_length", "128",
+    "--student_pooling", "mean", "--alpha", "0.5", "--w_ira", "0.1", "--w_ot", "1.0", "--ot_epsilon", "0.1",
+    "--ot_max_iter", "100", "--projection_lr", "1e-3"
+)
 exit $LASTEXITCODE

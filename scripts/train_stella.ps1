@@ -10,20 +10,9 @@ param(
     [string]$Dims = "1024,512,256,128"
 )
 $ErrorActionPreference = "Stop"
-Set-Location (Join-Path $PSScriptRoot "..")
-$Py = if (Test-Path ".venv\Scripts\python.exe") { ".venv\Scripts\python.exe" } else { "python" }
-& $Py main.py `
-    --method stella `
-    --train_data_path $TrainData `
-    --student_model_name $Student `
-    --teacher_model_name $Teacher `
-    --save_dir $SaveDir `
-    --matryoshka_dims $Dims `
-    --batch_size 128 `
-    --epochs 1 `
-    --stage1_lr 1e-4 `
-    --stage2_lr 8e-5 `
-    --stage3_lr 8e-5 `
-    --max_length 256 `
-    @args
+& (Join-Path $PSScriptRoot "train_method.ps1") -Method stella -TrainData $TrainData -Student $Student `
+    -Teacher $Teacher -SaveDir $SaveDir -Extra $args -Defaults @(
+    "--matryoshka_dims", $Dims, "--batch_size", "128", "--epochs", "1", "--stage1_lr", "1e-4",
+    "--stage2_lr", "8e-5", "--stage3_lr", "8e-5", "--max_length", "256"
+)
 exit $LASTEXITCODE

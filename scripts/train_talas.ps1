@@ -7,18 +7,9 @@ param(
     [string]$SaveDir = "checkpoints/talas"
 )
 $ErrorActionPreference = "Stop"
-Set-Location (Join-Path $PSScriptRoot "..")
-$Py = if (Test-Path ".venv\Scripts\python.exe") { ".venv\Scripts\python.exe" } else { "python" }
-& $Py main.py `
-    --method talas `
-    --train_data_path $TrainData `
-    --student_model_name $Student `
-    --teacher_model_name $Teacher `
-    --save_dir $SaveDir `
-    --batch_size 128 `
-    --epochs 5 `
-    --learning_rate 2e-5 `
-    --max_length 256 `
-    --temperature 0.05 `
-    @args
+& (Join-Path $PSScriptRoot "train_method.ps1") -Method talas -TrainData $TrainData -Student $Student `
+    -Teacher $Teacher -SaveDir $SaveDir -Extra $args -Defaults @(
+    "--batch_size", "128", "--epochs", "5", "--learning_rate", "2e-5", "--max_length", "256",
+    "--temperature", "0.05"
+)
 exit $LASTEXITCODE

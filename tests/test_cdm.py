@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 
 import pytest
 import torch
+from e2e_helpers import check_export, check_resume, in_texts_dir, launcher_flags, online_command
 
 from talas import cli
 from talas.align import dtw_groups, token_view
@@ -212,19 +211,9 @@ def _loop_cdm(method, batch, center=False):
     return total / len(pairs)
 
 
-SENTENCES = [
-    "a man is playing a guitar", "a woman is slicing an onion", "the cat sits on the mat",
-    "two dogs run across the field", "i feel happy and relaxed today", "my card payment was declined",
-    "how do i reset my pin", "the stock market fell sharply", "children are playing in the park",
-    "a plane is taking off", "The man plays guitar on stage!", "an onion is being cut, é 😀",
-]
-
-
 @pytest.fixture
 def texts(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "texts.csv").write_text("text\n" + "\n".join(f'"{s}"' for s in SENTENCES) + "\n", encoding="utf-8")
-    return tmp_path
+    return in_texts_dir(monkeypatch, tmp_path)
 
 
 def _config(tiny_bert, tiny_qwen3, **extra):
@@ -296,16 +285,10 @@ def test_bad_options_fail_in_validate(tiny_bert, tiny_qwen3, extra, message):
 
 
 def command(student, teacher, save_dir, *extra):
-    return ["train", "--method", "cdm", "--train_data_path", "texts.csv", "--student_model_name", str(student),
-            "--teacher_model_name", str(teacher), "--save_dir", save_dir, "--batch_size", "4", "--epochs", "4",
-            "--learning_rate", "3e-3", "--max_length", "24", "--teacher_prompt", "Query: ",
-            "--pooling_method", "last_token", "--log_steps", "1", "--device", "cpu",
-            "--warmup_ratio", "0", "--lr_scheduler", "constant", "--w_task", "0.5", "--w_kd", "0.5", *extra]
+    return online_command("cdm", student, teacher, save_dir, "--w_task", "0.5", "--w_kd", "0.5", *extra)
 
 
 def test_cli_trains_logs_every_term_resumes_and_exports(texts, tiny_bert, tiny_qwen3):
-    from sentence_transformers import SentenceTransformer
-
     from talas.encoders import Encoder
 
     args = ("--save_steps", "1", "--save_total_limit", "0")
@@ -315,24 +298,15 @@ def test_cli_trains_logs_every_term_resumes_and_exports(texts, tiny_bert, tiny_q
     first, last = sum(r["cdm"] for r in log[:3]), sum(r["cdm"] for r in log[-3:])
     assert last < 0.7 * first, (first, last)
 
-    os.makedirs("resumed/checkpoints")
-    shutil.copytree("full/checkpoints/step-5", "resumed/checkpoints/step-5")
-    assert cli.main(command(tiny_bert, tiny_qwen3, "resumed", *args, "--resume", "latest")) == 0
-    full = torch.load("full/checkpoints/step-12/training_state.pt", weights_only=True)
-    resumed = torch.load("resumed/checkpoints/step-12/training_state.pt", weights_only=True)
-    for name in full["model"]:
-        torch.testing.assert_close(full["model"][name], resumed["model"][name], atol=1e-6, rtol=0)
+    full = check_resume(command(tiny_bert, tiny_qwen3, "resumed", *args, "--resume", "latest"), 5, 12)
     # Student + the teacher → student projection (48 → 32), nothing of the teacher itself.
     assert full["model"]["projection.weight"].shape == (32, 48)
     assert not any("embed_tokens" in k or "q_norm" in k for k in full["model"])
 
     student = Encoder.load(str(tiny_bert), "mean", 24)
     method = CdmMethod(_config(tiny_bert, tiny_qwen3), student, 48)
-    method.load_state_dict(full["model"])
-    st = SentenceTransformer("full/model", device="cpu")
+    st = check_export(method, full["model"])
     assert len(st) == 2  # transformer + pooling: the projection is teacher-side, never exported
-    got = torch.as_tensor(st.encode(SENTENCES, convert_to_numpy=True))
-    torch.testing.assert_close(got, method.embed(SENTENCES), atol=1e-5, rtol=0)
 
 
 def test_config_module_and_scripts():
@@ -340,7 +314,5 @@ def test_config_module_and_scripts():
 
     module = importlib.import_module("config.cdm_config")
     assert (module.w_task, module.w_kd, module.token_weights, module.group_loss) == (0.9, 0.1, "both", "mse")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for script in ("train_cdm.sh", "train_cdm.ps1"):
-        text = open(os.path.join(root, "scripts", script)).read()
-        assert "--method cdm" in text and "--w_kd 0.1" in text
+    # scripts/train_cdm.sh and .ps1 (through scripts/train_method.ps1) run main.py --method cdm alike
+    assert launcher_flags("cdm")["--w_kd"] == "0.1"

@@ -6,7 +6,6 @@ student and a tiny Qwen3 teacher (other tokenizer, other width): every term logg
 import json
 import math
 import os
-import shutil
 import sys
 
 import pytest
@@ -20,6 +19,7 @@ from talas.methods.dskd import DskdConfig, DskdMethod
 from talas.provision import OnlineTeacher
 
 sys.path.insert(0, os.path.dirname(__file__))
+from e2e_helpers import check_export, check_resume, launcher_flags, seed_config, write_texts  # noqa: E402
 from test_train import SENTENCES, refuse_teacher  # noqa: E402
 
 R2 = math.sqrt(2) / 2
@@ -242,8 +242,8 @@ def test_a_few_steps_on_a_fixed_batch_lower_every_dskd_term(real_batch):
 
 
 def test_ridge_start_fits_the_carrying_projectors_to_the_untrained_models(real_batch, tiny_qwen3):
-    from talas.ridge import ridge_fit
     from talas.provision import TeacherSupply
+    from talas.ridge import ridge_fit
 
     cfg, student, _ = real_batch
     cfg = DskdConfig(**{**cfg.__dict__, "projector_init": "ridge", "projector_init_texts": 10})
@@ -278,13 +278,11 @@ def command(student, teacher, save_dir, *extra, data="texts.csv"):
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "texts.csv").write_text("text\n" + "\n".join(SENTENCES) + "\n", encoding="utf-8")
+    write_texts(tmp_path, SENTENCES, quote=False)
     return tmp_path
 
 
 def test_trains_logs_every_term_resumes_and_exports_the_student_alone(workdir, tiny_bert, tiny_qwen3):
-    from sentence_transformers import SentenceTransformer
-
     args = ("--save_steps", "1", "--save_total_limit", "0")
     assert cli.main(command(tiny_bert, tiny_qwen3, "full", *args)) == 0
     assert not os.path.exists("cache")  # the teacher runs online: no cache is built
@@ -298,14 +296,7 @@ def test_trains_logs_every_term_resumes_and_exports_the_student_alone(workdir, t
         assert record["loss"] == pytest.approx(0.5 * record["task"] + 0.5 * record["dskd"], rel=1e-5)
 
     # Resume from step 2 of 6 reproduces the uninterrupted run, projectors and optimiser included.
-    os.makedirs("resumed/checkpoints")
-    shutil.copytree("full/checkpoints/step-2", "resumed/checkpoints/step-2")
-    assert cli.main(command(tiny_bert, tiny_qwen3, "resumed", *args, "--resume", "latest")) == 0
-    full = torch.load("full/checkpoints/step-6/training_state.pt", weights_only=True)
-    resumed = torch.load("resumed/checkpoints/step-6/training_state.pt", weights_only=True)
-    assert full["model"].keys() == resumed["model"].keys()
-    for name in full["model"]:
-        torch.testing.assert_close(full["model"][name], resumed["model"][name], atol=1e-6, rtol=0)
+    full = check_resume(command(tiny_bert, tiny_qwen3, "resumed", *args, "--resume", "latest"), 2, 6)
 
     # The checkpoint holds the student and the three projectors (at --projector_lr), nothing of the teacher.
     assert {k.split(".")[0] for k in full["model"]} == {"student", "query", "t2s", "s2t"}
@@ -314,11 +305,8 @@ def test_trains_logs_every_term_resumes_and_exports_the_student_alone(workdir, t
 
     # The export is the student alone (projectors are training-only), giving the vectors it trained.
     method = DskdMethod(DskdConfig(), Encoder.load(str(tiny_bert), "mean", 24), 48)
-    method.load_state_dict(full["model"])
-    st = SentenceTransformer("full/model", device="cpu")
+    st = check_export(method, full["model"], SENTENCES)
     assert len(st) == 2 and st.get_embedding_dimension() == 32
-    got = torch.as_tensor(st.encode(SENTENCES, convert_to_numpy=True))
-    torch.testing.assert_close(got, method.embed(SENTENCES), atol=1e-5, rtol=0)
 
 
 def test_kd_rate_zero_is_the_student_only_baseline_without_the_teacher(workdir, tiny_bert, tiny_qwen3, monkeypatch):
@@ -342,15 +330,9 @@ def test_bad_options_fail_before_anything_is_loaded(workdir, tiny_bert, tiny_qwe
 
 
 def test_seed_style_config_module_and_scripts():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path.insert(0, root)
-    try:
-        from config import dskd_config
-    finally:
-        sys.path.remove(root)
+    dskd_config = seed_config("dskd_config")
     assert (dskd_config.kd_rate, dskd_config.kd_temperature, dskd_config.projector_lr) == (0.5, 2.0, 1e-3)
     assert dskd_config.align_loss == "cosine" and dskd_config.teacher_layer == -1
     assert (dskd_config.projector_init, dskd_config.projector_init_texts) == ("random", 1024)
-    for script in ("train_dskd.sh", "train_dskd.ps1"):
-        text = open(os.path.join(root, "scripts", script)).read()
-        assert "main.py" in text and "--method dskd" in text
+    # scripts/train_dskd.sh and .ps1 (through scripts/train_method.ps1) run main.py --method dskd alike
+    assert launcher_flags("dskd")["--kd_rate"] == "0.5"

@@ -7,10 +7,10 @@ through the seed-style CLI (tiny Qwen3 teacher with left padding) with resume an
 import json
 import math
 import os
-import shutil
 
 import pytest
 import torch
+from e2e_helpers import check_export, check_resume, in_texts_dir, launcher_flags, online_command
 
 from talas import cli
 from talas.align import TokenView
@@ -301,17 +301,11 @@ SENTENCES = [
 
 @pytest.fixture
 def texts(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "texts.csv").write_text("text\n" + "\n".join(f'"{s}"' for s in SENTENCES) + "\n", encoding="utf-8")
-    return tmp_path
+    return in_texts_dir(monkeypatch, tmp_path, SENTENCES)
 
 
 def command(student, teacher, save_dir, *extra):
-    return ["train", "--method", "emo", "--train_data_path", "texts.csv", "--student_model_name", str(student),
-            "--teacher_model_name", str(teacher), "--save_dir", save_dir, "--batch_size", "4", "--epochs", "4",
-            "--learning_rate", "3e-3", "--max_length", "24", "--teacher_prompt", "Query: ", "--student_pooling", "mean",
-            "--pooling_method", "last_token", "--log_steps", "1", "--device", "cpu", "--warmup_ratio", "0",
-            "--lr_scheduler", "constant", "--top_m_divisor", "2", *extra]
+    return online_command("emo", student, teacher, save_dir, "--student_pooling", "mean", "--top_m_divisor", "2", *extra)
 
 
 def test_emo_end_to_end_resume_and_export(texts, tiny_bert, tiny_qwen3, capsys):
@@ -328,14 +322,7 @@ def test_emo_end_to_end_resume_and_export(texts, tiny_bert, tiny_qwen3, capsys):
     assert sum(r["ira_texts"] for r in log) > 0 and max(r["top_m"] for r in log) >= 3
 
     # Resume from step 5 of 12 reproduces the uninterrupted run.
-    os.makedirs("resumed/checkpoints")
-    shutil.copytree("full/checkpoints/step-5", "resumed/checkpoints/step-5")
-    assert cli.main(command(tiny_bert, tiny_qwen3, "resumed", *args, "--resume", "latest")) == 0
-    full = torch.load("full/checkpoints/step-12/training_state.pt", weights_only=True)
-    resumed = torch.load("resumed/checkpoints/step-12/training_state.pt", weights_only=True)
-    assert full["model"].keys() == resumed["model"].keys()
-    for name in full["model"]:
-        torch.testing.assert_close(full["model"][name], resumed["model"][name], atol=1e-6, rtol=0)
+    full = check_resume(command(tiny_bert, tiny_qwen3, "resumed", *args, "--resume", "latest"), 5, 12)
 
     # The checkpoint holds the student and P (48 → 32), nothing of the teacher.
     student = Encoder.load(str(tiny_bert), "mean", 24, attn_implementation="eager")
@@ -347,13 +334,8 @@ def test_emo_end_to_end_resume_and_export(texts, tiny_bert, tiny_qwen3, capsys):
     assert sorted({g["lr"] for g in full["optimizer"]["param_groups"]}) == [1e-3, 3e-3]
 
     # The export is the student alone, loaded back by sentence-transformers.
-    from sentence_transformers import SentenceTransformer
-
-    method.load_state_dict(full["model"])
-    st = SentenceTransformer("full/model", device="cpu")
+    st = check_export(method, full["model"], SENTENCES)
     assert len(st) == 2  # transformer + pooling: P is not exported
-    got = torch.as_tensor(st.encode(SENTENCES, convert_to_numpy=True))
-    torch.testing.assert_close(got, method.embed(SENTENCES), atol=1e-5, rtol=0)
 
 
 def test_distillation_alone_lowers_the_emo_terms(texts, tiny_bert, tiny_qwen3):
@@ -379,9 +361,8 @@ def test_registered_and_seed_style_config():
     import config.emo_config as seed_style
 
     assert seed_style.ot_epsilon == 0.1 and seed_style.ot_max_iter == 100 and seed_style.w_ira == 0.1
-    for script in ("scripts/train_emo.sh", "scripts/train_emo.ps1"):
-        text = open(os.path.join(os.path.dirname(os.path.dirname(__file__)), script)).read()
-        assert "--method emo" in text and "--ot_epsilon 0.1" in text
+    # scripts/train_emo.sh and .ps1 (through scripts/train_method.ps1) run main.py --method emo alike
+    assert launcher_flags("emo")["--ot_epsilon"] == "0.1"
 
 
 def test_softmax_cost_is_blind_to_a_texts_mean_teacher_state_and_cosine_is_not():

@@ -5,11 +5,10 @@ is in no checkpoint."""
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 
 import pytest
-import torch
+from e2e_helpers import check_export, check_resume, in_texts_dir, online_command
 from torch import nn
 
 from talas import cli
@@ -18,13 +17,6 @@ from talas.encoders import Encoder
 from talas.methods import METHODS
 from talas.methods.base import Method
 from talas.provision import TeacherNeeds
-
-SENTENCES = [
-    "a man is playing a guitar", "a woman is slicing an onion", "the cat sits on the mat",
-    "two dogs run across the field", "i feel happy and relaxed today", "my card payment was declined",
-    "how do i reset my pin", "the stock market fell sharply", "children are playing in the park",
-    "a plane is taking off", "The man plays guitar on stage!", "an onion is being cut, é 😀",
-]
 
 
 @dataclass
@@ -68,17 +60,11 @@ class ToyMethod(Method):
 @pytest.fixture
 def toy(monkeypatch, tmp_path):
     monkeypatch.setitem(METHODS, "toy", ToyMethod)
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "texts.csv").write_text("text\n" + "\n".join(f'"{s}"' for s in SENTENCES) + "\n", encoding="utf-8")
-    return tmp_path
+    return in_texts_dir(monkeypatch, tmp_path)
 
 
 def command(student, teacher, save_dir, *extra):
-    return ["train", "--method", "toy", "--train_data_path", "texts.csv", "--student_model_name", str(student),
-            "--teacher_model_name", str(teacher), "--save_dir", save_dir, "--batch_size", "4", "--epochs", "4",
-            "--learning_rate", "3e-3", "--max_length", "24", "--teacher_prompt", "Query: ", "--student_pooling", "mean",
-            "--pooling_method", "last_token", "--student_dropout", "0", "--log_steps", "1", "--device", "cpu",
-            "--warmup_ratio", "0", "--lr_scheduler", "constant", *extra]
+    return online_command("toy", student, teacher, save_dir, "--student_pooling", "mean", "--student_dropout", "0", *extra)
 
 
 def test_toy_token_method_trains_resumes_exports_and_never_saves_the_teacher(toy, tiny_bert, tiny_qwen3, capsys):
@@ -91,14 +77,7 @@ def test_toy_token_method_trains_resumes_exports_and_never_saves_the_teacher(toy
     assert last < 0.7 * first, (first, last)
 
     # Resume from step 5 of 12 reproduces the uninterrupted run.
-    os.makedirs("resumed/checkpoints")
-    shutil.copytree("full/checkpoints/step-5", "resumed/checkpoints/step-5")
-    assert cli.main(command(tiny_bert, tiny_qwen3, "resumed", *args, "--resume", "latest")) == 0
-    full = torch.load("full/checkpoints/step-12/training_state.pt", weights_only=True)
-    resumed = torch.load("resumed/checkpoints/step-12/training_state.pt", weights_only=True)
-    assert full["model"].keys() == resumed["model"].keys()
-    for name in full["model"]:
-        torch.testing.assert_close(full["model"][name], resumed["model"][name], atol=1e-6, rtol=0)
+    full = check_resume(command(tiny_bert, tiny_qwen3, "resumed", *args, "--resume", "latest"), 5, 12)
 
     # The checkpoint holds the student and the projection, nothing of the teacher (a 48-wide Qwen3).
     student = Encoder.load(str(tiny_bert), "mean", 24)
@@ -109,9 +88,4 @@ def test_toy_token_method_trains_resumes_exports_and_never_saves_the_teacher(toy
     assert sum(len(g["params"]) for g in full["optimizer"]["param_groups"]) == trainable
 
     # The export is the trained student, as for TALAS.
-    from sentence_transformers import SentenceTransformer
-
-    method.load_state_dict(full["model"])
-    st = SentenceTransformer("full/model", device="cpu")
-    got = torch.as_tensor(st.encode(SENTENCES, convert_to_numpy=True))
-    torch.testing.assert_close(got, method.embed(SENTENCES), atol=1e-5, rtol=0)
+    check_export(method, full["model"])

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+from e2e_helpers import launcher_flags, seed_config
 
 from talas import cli
 from talas.config import build_parser
@@ -168,16 +169,13 @@ def test_main_py_help_and_light_import():
 
 
 def test_seed_config_module_exposes_the_seed_keys():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path.insert(0, root)
-    try:
-        from config import talas_config
-    finally:
-        sys.path.remove(root)
+    talas_config = seed_config("talas_config")
     assert talas_config.cache_teacher is True
     assert talas_config.pooling_method == "last_token"
     assert talas_config.normalize_cache is False and talas_config.cache_dtype == "float32"
     assert talas_config.w_task == 0.5 and talas_config.w_kd == 0.5
+    # scripts/train_talas.sh and .ps1 (through scripts/train_method.ps1) run main.py --method talas alike
+    assert launcher_flags("talas")["--epochs"] == "5"
 
 
 def test_student_only_baseline_needs_no_teacher(workdir, tiny_bert, capsys):

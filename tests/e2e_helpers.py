@@ -1,0 +1,124 @@
+"""Scaffolding shared by the end-to-end tests (test_cdm, test_dskd, test_emo, test_stella, test_token_e2e,
+test_train): the text file a run trains on, the resume and export checks, the seed-style config modules
+and the launcher scripts (scripts/train_<method>.sh and .ps1). Imported like tiny_models.py."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Mixed case, punctuation, an accent and an emoji: the two tokenizers split these differently.
+SENTENCES = [
+    "a man is playing a guitar", "a woman is slicing an onion", "the cat sits on the mat",
+    "two dogs run across the field", "i feel happy and relaxed today", "my card payment was declined",
+    "how do i reset my pin", "the stock market fell sharply", "children are playing in the park",
+    "a plane is taking off", "The man plays guitar on stage!", "an onion is being cut, é 😀",
+]
+
+
+def write_texts(folder: Path, sentences=SENTENCES, name: str = "texts.csv", quote: bool = True) -> Path:
+    """A one-column ``text`` CSV of ``sentences`` (each quoted unless ``quote`` is false)."""
+    rows = (f'"{s}"' if quote else s for s in sentences)
+    path = Path(folder) / name
+    path.write_text("text\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def in_texts_dir(monkeypatch, folder: Path, sentences=SENTENCES) -> Path:
+    """Make ``folder`` the working directory, with texts.csv of ``sentences`` in it (quoted); returns it."""
+    monkeypatch.chdir(folder)
+    write_texts(folder, sentences)
+    return folder
+
+
+def online_command(method: str, student, teacher, save_dir: str, *extra: str) -> list[str]:
+    """The train command for a tiny run of ``method`` on texts.csv (4 epochs of 3 batches of 4) with the
+    online teacher (its prompt, last-token pooling), on the CPU at a constant lr, a log record every step;
+    then ``extra``, which may override any of it."""
+    return ["train", "--method", method, "--train_data_path", "texts.csv", "--student_model_name", str(student),
+            "--teacher_model_name", str(teacher), "--save_dir", save_dir, "--batch_size", "4", "--epochs", "4",
+            "--learning_rate", "3e-3", "--max_length", "24", "--teacher_prompt", "Query: ",
+            "--pooling_method", "last_token", "--log_steps", "1", "--device", "cpu",
+            "--warmup_ratio", "0", "--lr_scheduler", "constant", *extra]
+
+
+def check_resume(argv: list[str], resume_from: int, last_step: int, full: str = "full", resumed: str = "resumed") -> dict:
+    """Copy ``full``'s checkpoint at step ``resume_from`` into ``resumed``, run ``argv`` (saving to
+    ``resumed`` with ``--resume latest``) and check its state at ``last_step`` equals the uninterrupted
+    run's, every tensor of the model; returns the uninterrupted run's training state."""
+    from talas import cli
+
+    os.makedirs(f"{resumed}/checkpoints")
+    shutil.copytree(f"{full}/checkpoints/step-{resume_from}", f"{resumed}/checkpoints/step-{resume_from}")
+    assert cli.main(argv) == 0
+    full_state = torch.load(f"{full}/checkpoints/step-{last_step}/training_state.pt", weights_only=True)
+    resumed_state = torch.load(f"{resumed}/checkpoints/step-{last_step}/training_state.pt", weights_only=True)
+    assert full_state["model"].keys() == resumed_state["model"].keys()
+    for name in full_state["model"]:
+        torch.testing.assert_close(full_state["model"][name], resumed_state["model"][name], atol=1e-6, rtol=0)
+    return full_state
+
+
+def check_export(method, model_state: dict, sentences=SENTENCES, path: str = "full/model"):
+    """Load ``model_state`` into ``method`` and check the exported model at ``path``, loaded back by
+    sentence-transformers, gives the method's vectors; returns the loaded SentenceTransformer."""
+    from sentence_transformers import SentenceTransformer
+
+    method.load_state_dict(model_state)
+    st = SentenceTransformer(path, device="cpu")
+    got = torch.as_tensor(st.encode(sentences, convert_to_numpy=True))
+    torch.testing.assert_close(got, method.embed(sentences), atol=1e-5, rtol=0)
+    return st
+
+
+def seed_config(name: str):
+    """The seed-style module config/<name>.py at the repository root."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        return importlib.import_module(f"config.{name}")
+    finally:
+        sys.path.remove(str(ROOT))
+
+
+def _sh_flags(method: str) -> list[str]:
+    text = (ROOT / "scripts" / f"train_{method}.sh").read_text(encoding="utf-8")
+    body = text.split('"$PY" main.py \\\n', 1)[1]
+    assert body.rstrip().endswith('"$@"'), f"train_{method}.sh does not pass on the caller's flags last"
+    body = re.sub(r'"\$\{\w+:-([^}]*)\}"', r"\1", body.rstrip()[: -len('"$@"')])  # each variable's default
+    return shlex.split(body.replace("\\\n", " "))
+
+
+def _ps1_flags(method: str) -> list[str]:
+    text = (ROOT / "scripts" / f"train_{method}.ps1").read_text(encoding="utf-8")
+    defaults = dict(re.findall(r'\[string\]\$(\w+) = "([^"]*)"', text))  # the param block
+    call = text.split('& (Join-Path $PSScriptRoot "train_method.ps1")', 1)[1].split("exit $LASTEXITCODE", 1)[0]
+    array = re.search(r"-Defaults @\((.*?)\)", call, re.S)
+    method_defaults = [defaults[v] if v else s for s, v in re.findall(r'"([^"]*)"|\$(\w+)', array.group(1))]
+    named = dict(re.findall(r"-(\w+)\s+(\S+)", call[: array.start()] + call[array.end():]))
+    assert named.pop("Extra") == "$args", f"train_{method}.ps1 does not pass on the caller's flags"
+    bound = {k: defaults[v[1:]] if v.startswith("$") else v for k, v in named.items()}
+    shared = (ROOT / "scripts" / "train_method.ps1").read_text(encoding="utf-8")
+    tokens = shared.split("& $Py main.py", 1)[1].split("exit $LASTEXITCODE", 1)[0].replace("`", " ").split()
+    assert tokens[-2:] == ["@Defaults", "@Extra"], "train_method.ps1 must pass the caller's flags after the defaults"
+    flags = [bound[t[1:]] if t.startswith("$") else t for t in tokens[:-2]]
+    return flags + method_defaults
+
+
+def launcher_flags(method: str) -> dict[str, str]:
+    """The flags scripts/train_<method>.sh and .ps1 give main.py when run without overrides, read from
+    the scripts (.ps1 through the shared scripts/train_method.ps1); asserts both give the same flags in
+    the same order, starting with --method <method>, and returns them as {flag: value}."""
+    sh, ps1 = _sh_flags(method), _ps1_flags(method)
+    assert sh == ps1, (method, sh, ps1)
+    assert sh[:2] == ["--method", method] and len(sh) % 2 == 0
+    assert all(flag.startswith("--") for flag in sh[::2]), sh
+    return dict(zip(sh[::2], sh[1::2], strict=True))
