@@ -74,8 +74,17 @@ def sample_online_states(student, supply, texts: Sequence[str], reduce: Reduce) 
     return [torch.cat(part) for part in parts]
 
 
-def fit_teacher_to_student(linear: nn.Linear, student, supply, texts: Sequence[str], size: int, seed: int) -> tuple[int, float]:
-    """Ridge start of a teacher → student projection of token states (CDM's and EMO's P).
+#: Which way a token-level method's projection P carries states: the published teacher → student
+#: (P: d_T → d_S, compared in the student's space) or student → teacher (P: d_S → d_T).
+DIRECTIONS = ("teacher_to_student", "student_to_teacher")
+
+
+def projection_for(direction: str, student_dim: int, teacher_dim: int) -> nn.Linear:
+    return nn.Linear(teacher_dim, student_dim) if direction == DIRECTIONS[0] else nn.Linear(student_dim, teacher_dim)
+
+
+def fit_mean_states(linear: nn.Linear, direction: str, student, supply, texts: Sequence[str], size: int, seed: int) -> tuple[int, float]:
+    """Ridge start of a token-state projection (CDM's and EMO's P), in either direction.
 
     Fitted between the two models' mean last-layer token states of ``size`` sampled texts: the mean
     is linear, so a map that carries mean states carries token states as far as one linear map can,
@@ -88,4 +97,5 @@ def fit_teacher_to_student(linear: nn.Linear, student, supply, texts: Sequence[s
         return pool(batch["teacher_hidden"][0], t_mask, "mean"), pool(out.tokens, batch["features"]["attention_mask"], "mean")
 
     teacher_means, student_means = sample_online_states(student, supply, sample, reduce)
-    return len(sample), fit_linear(linear, teacher_means, student_means)
+    x, y = (teacher_means, student_means) if direction == DIRECTIONS[0] else (student_means, teacher_means)
+    return len(sample), fit_linear(linear, x, y)

@@ -124,10 +124,11 @@ def test_ridge_initialised_projection_starts_closer_to_the_teacher(texts_file, t
     assert first_kd("ridge") < 0.5 * first_kd("random")
 
 
+@pytest.mark.parametrize("direction", ["teacher_to_student", "student_to_teacher"])
 @pytest.mark.parametrize("name", ["cdm", "emo"])
-def test_ridge_start_of_a_teacher_to_student_projection(name, tiny_bert, tiny_qwen3):
-    # CDM's and EMO's P carry teacher token states into the student's space; the ridge start fits it
-    # from the teacher's mean last-layer states to the untrained student's mean states.
+def test_ridge_start_of_a_token_state_projection(name, direction, tiny_bert, tiny_qwen3):
+    # CDM's and EMO's P carry token states from one model's space into the other's; the ridge start fits it
+    # between the teacher's mean last-layer states and the untrained student's mean states.
     from talas.methods import get_method
     from talas.provision import provide
     from talas.ridge import ridge_fit
@@ -135,13 +136,16 @@ def test_ridge_start_of_a_teacher_to_student_projection(name, tiny_bert, tiny_qw
     method_cls = get_method(name)
     texts = sorted(set(CORPUS))
     cfg = method_cls.config_class(method=name, student_model_name=str(tiny_bert), teacher_model_name=str(tiny_qwen3),
-                                  device="cpu", max_length=32, projection_init="ridge", projection_init_texts=len(texts))
+                                  device="cpu", max_length=32, projection_init="ridge", projection_init_texts=len(texts),
+                                  projection=direction)
     student = Encoder.load(str(tiny_bert), "mean", 32)
     supply = provide(cfg, method_cls.teacher_needs(cfg), texts, texts, torch.device("cpu"), log=lambda _: None)
     method = method_cls(cfg, student, supply.dim)
     lines = []
     method.initialise(supply, texts, lines.append)
     x, y = Encoder.load(str(tiny_qwen3), "mean", 32).encode(texts), student.encode(texts)
+    if direction == "student_to_teacher":
+        x, y = y, x
     weight, bias = ridge_fit(x, y)
     torch.testing.assert_close(method.projection.weight, weight, atol=1e-4, rtol=1e-3)
     torch.testing.assert_close(method.projection.bias, bias, atol=1e-4, rtol=1e-3)

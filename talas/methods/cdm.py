@@ -60,7 +60,7 @@ from talas.errors import ConfigError, TrainingError
 from talas.losses import cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
 from talas.methods.base import Method
 from talas.provision import Group, TeacherNeeds
-from talas.ridge import fit_teacher_to_student
+from talas.ridge import DIRECTIONS, fit_mean_states, projection_for
 
 ALIGNMENT = "cdm"
 TOKEN_WEIGHTS = ("both", "teacher", "none")
@@ -79,9 +79,13 @@ class CdmConfig(TrainConfig):
         TOKEN_WEIGHTS,
     )
     projection_lr: float = option(1e-3, "Peak learning rate of the teacher-to-student projection P (0 = --learning_rate).", at_least=0)
+    projection: str = option(
+        "teacher_to_student", "Which way P carries token states: teacher_to_student (published: P(h_T) compared in the student's "
+        "space) or student_to_teacher (P(h_S) compared with the teacher's own states).", DIRECTIONS,
+    )
     projection_init: str = option(
-        "random", "How P starts: random (as published) or ridge (least-squares fit from the teacher's to the untrained "
-        "student's mean token states on --projection_init_texts texts, one teacher forward each).", ("random", "ridge"),
+        "random", "How P starts: random (as published) or ridge (least-squares fit between the two models' mean token "
+        "states on --projection_init_texts texts, one teacher forward each).", ("random", "ridge"),
     )
     projection_init_texts: int = option(1024, "Training texts the ridge fit of P uses.", at_least=2)
     center: bool = option(False, "Subtract each side's mean group state over the batch before normalising (removes the shared direction).")
@@ -225,7 +229,7 @@ class CdmMethod(Method):
 
     def __init__(self, cfg: CdmConfig, student: Encoder, teacher_dim: int):
         super().__init__(cfg, student, teacher_dim)
-        self.projection = nn.Linear(teacher_dim, student.dim) if cfg.w_kd > 0 else None
+        self.projection = projection_for(cfg.projection, student.dim, teacher_dim) if cfg.w_kd > 0 else None
 
     @classmethod
     def validate(cls, cfg: CdmConfig) -> None:
@@ -259,11 +263,12 @@ class CdmMethod(Method):
         return {ALIGNMENT: EntropyDTW(table)}
 
     def initialise(self, supply, texts: list[str], log) -> None:
-        """``--projection_init ridge``: start P from a ridge fit (talas.ridge.fit_teacher_to_student)."""
+        """``--projection_init ridge``: start P from a ridge fit (talas.ridge.fit_mean_states)."""
         if self.projection is None or self.cfg.projection_init != "ridge":
             return
-        count, fitted = fit_teacher_to_student(self.projection, self.student, supply, texts, self.cfg.projection_init_texts, self.cfg.seed)
-        log(f"Projection initialised by ridge regression on {count} texts (mean cosine to the student's mean states {fitted:.3f}).")
+        cfg = self.cfg
+        count, fitted = fit_mean_states(self.projection, cfg.projection, self.student, supply, texts, cfg.projection_init_texts, cfg.seed)
+        log(f"Projection ({cfg.projection}) initialised by ridge regression on {count} texts (mean cosine of the fitted mean states {fitted:.3f}).")
 
     def lr_overrides(self) -> dict[str, float]:
         return {"projection.": self.cfg.projection_lr} if self.projection is not None else {}
@@ -279,7 +284,10 @@ class CdmMethod(Method):
         student_means, s_nonempty = group_mean(groups["student_groups"], out.tokens.float())
         teacher_means, t_nonempty = group_mean(groups["teacher_groups"], batch["teacher_hidden"][0].float())
         valid = groups["group_mask"] & s_nonempty & t_nonempty
-        teacher_means = self.projection(teacher_means).float()
+        if cfg.projection == "teacher_to_student":
+            teacher_means = self.projection(teacher_means).float()
+        else:
+            student_means = self.projection(student_means).float()
         if cfg.center:
             student_means, teacher_means = center_groups(student_means, valid), center_groups(teacher_means, valid)
         cdm = cdm_group_mse(student_means, teacher_means, valid,

@@ -45,7 +45,7 @@ from talas.errors import ConfigError
 from talas.losses import emo_importance, emo_ot_cost, emo_masses, emo_top_m, linear_cka, sinkhorn
 from talas.methods.base import Method
 from talas.provision import Aligner, Group, TeacherNeeds, mined_groups
-from talas.ridge import fit_teacher_to_student
+from talas.ridge import DIRECTIONS, fit_mean_states, projection_for
 
 
 @dataclass
@@ -62,9 +62,13 @@ class EmoConfig(TrainConfig):
         "softmax", "Transport cost: softmax (published: 1 - softmax over the text's teacher tokens of s·P(h)/√d, blind to "
         "the text's mean teacher state) or cosine (1 - cos(s, P(h))).", ("softmax", "cosine"),
     )
+    projection: str = option(
+        "teacher_to_student", "Which way P carries token states: teacher_to_student (published: P(h_T) compared in the student's "
+        "space) or student_to_teacher (P(h_S) compared with the teacher's own states).", DIRECTIONS,
+    )
     projection_init: str = option(
-        "random", "How P starts: random (as published) or ridge (least-squares fit from the teacher's to the untrained "
-        "student's mean token states on --projection_init_texts texts, one teacher forward each).", ("random", "ridge"),
+        "random", "How P starts: random (as published) or ridge (least-squares fit between the two models' mean token "
+        "states on --projection_init_texts texts, one teacher forward each).", ("random", "ridge"),
     )
     projection_init_texts: int = option(1024, "Training texts the ridge fit of P uses.", at_least=2)
     skip_punctuation: bool = option(True, "Exclude pieces without a letter or digit (punctuation) from importance, like stop words.")
@@ -135,7 +139,7 @@ class EmoMethod(Method):
 
     def __init__(self, cfg: EmoConfig, student, teacher_dim: int):
         super().__init__(cfg, student, teacher_dim)
-        self.projection = nn.Linear(teacher_dim, student.dim) if self.uses_teacher(cfg) else None
+        self.projection = projection_for(cfg.projection, student.dim, teacher_dim) if self.uses_teacher(cfg) else None
         if self.uses_teacher(cfg):
             self.layers = layer_map(*model_layers(cfg), cfg.ira_layers)
             self.teacher_attention_layers = self.teacher_needs(cfg).attention_layers
@@ -180,11 +184,12 @@ class EmoMethod(Method):
         return {"mined": mined_groups, "content": content}
 
     def initialise(self, supply, texts: list[str], log) -> None:
-        """``--projection_init ridge``: start P from a ridge fit (talas.ridge.fit_teacher_to_student)."""
+        """``--projection_init ridge``: start P from a ridge fit (talas.ridge.fit_mean_states)."""
         if self.projection is None or self.cfg.projection_init != "ridge" or self.cfg.w_ot == 0:
             return
-        count, fitted = fit_teacher_to_student(self.projection, self.student, supply, texts, self.cfg.projection_init_texts, self.cfg.seed)
-        log(f"Projection initialised by ridge regression on {count} texts (mean cosine to the student's mean states {fitted:.3f}).")
+        cfg = self.cfg
+        count, fitted = fit_mean_states(self.projection, cfg.projection, self.student, supply, texts, cfg.projection_init_texts, cfg.seed)
+        log(f"Projection ({cfg.projection}) initialised by ridge regression on {count} texts (mean cosine of the fitted mean states {fitted:.3f}).")
 
     def lr_overrides(self) -> dict[str, float]:
         return {"projection.": self.cfg.projection_lr}
@@ -240,9 +245,13 @@ class EmoMethod(Method):
     def ot(self, student_states, teacher_states, student_mask, teacher_mask, pairs_s, pairs_t, importance):
         """L_ot = mean over texts of ⟨plan, C⟩ (see the module docstring); plus the Sinkhorn report."""
         cfg = self.cfg
-        projected = self.projection(teacher_states.to(self.projection.weight.dtype))
+        dtype = self.projection.weight.dtype
+        if cfg.projection == "teacher_to_student":
+            student_side, teacher_side = student_states, self.projection(teacher_states.to(dtype))
+        else:
+            student_side, teacher_side = self.projection(student_states.to(dtype)), teacher_states
         with torch.autocast(student_states.device.type, enabled=False):
-            cost = emo_ot_cost(student_states, projected, teacher_mask, cfg.ot_cost)
+            cost = emo_ot_cost(student_side, teacher_side, teacher_mask, cfg.ot_cost)
             a_s, a_t = emo_masses(importance, teacher_mask, pairs_s, pairs_t, student_mask)
             plan, error, iterations = sinkhorn(cost, a_s, a_t, cfg.ot_epsilon, cfg.ot_max_iter, cfg.ot_tol)
             ot = (plan * cost).sum((1, 2)).mean()
