@@ -152,3 +152,23 @@ def test_ridge_start_of_a_token_state_projection(name, direction, tiny_bert, tin
     assert len(lines) == 1 and f"ridge regression on {len(texts)} texts" in lines[0]
     with torch.no_grad():
         assert torch.nn.functional.cosine_similarity(method.projection(x), y).mean() > 0.9
+
+
+@pytest.mark.parametrize("name, term, extra", [("cdm", "cdm", ("--w_task", "0")), ("emo", "ot", ("--alpha", "1", "--w_ira", "0", "--ot_cost", "cosine"))])
+def test_student_to_teacher_projection_trains_and_is_not_exported(name, term, extra, tiny_bert, tiny_qwen3, monkeypatch, tmp_path):
+    # P: d_S → d_T compares the student's token states, carried, with the teacher's own; distillation
+    # alone lowers that term, and the export is the student alone (its own width).
+    import json
+
+    from e2e_helpers import in_texts_dir, online_command
+
+    in_texts_dir(monkeypatch, tmp_path)
+    argv = online_command(name, tiny_bert, tiny_qwen3, "run", "--projection", "student_to_teacher", "--projection_init", "ridge",
+                          "--student_dropout", "0", "--epochs", "8", *extra)
+    assert cli.main(argv) == 0
+    log = [json.loads(line) for line in open("run/train_log.jsonl")]
+    first, last = sum(r[term] for r in log[:6]), sum(r[term] for r in log[-6:])
+    assert last < 0.9 * first, (first, last)
+    state = torch.load(sorted(__import__("glob").glob("run/checkpoints/step-*/training_state.pt"))[-1], weights_only=True)
+    assert state["model"]["projection.weight"].shape == (48, 32)  # d_T × d_S
+    assert SentenceTransformer("run/model", device="cpu").get_sentence_embedding_dimension() == 32
