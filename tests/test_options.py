@@ -14,6 +14,8 @@ from talas.errors import ConfigError
 from talas.methods.stella import StellaConfig
 from talas.methods.talas import TalasConfig
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
@@ -169,3 +171,22 @@ def test_a_save_dir_that_cannot_be_created(workdir, tiny_bert, tiny_qwen3, capsy
     code, err = run_cli(seed_command(data, tiny_bert, tiny_qwen3, save_dir), capsys)
     assert code == 2 and message in err and "Choose a folder you can write to." in err
     assert not os.path.exists("cache")
+
+
+SHIPPED_CONFIGS = sorted(
+    os.path.relpath(os.path.join(folder, name), ROOT)
+    for folder in (os.path.join(ROOT, "config"), os.path.join(ROOT, "bench", "compare"))
+    for name in os.listdir(folder) if name.endswith(".yaml")
+)
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS)
+def test_every_shipped_config_file_resolves_for_its_method(path):
+    # A misspelt key or an out-of-range value in a file we ship is an error the user would meet first.
+    from talas.config import load_config_file
+    from talas.methods import get_method
+
+    values = load_config_file(os.path.join(ROOT, path))
+    cfg = resolve_config(get_method(values["method"]).config_class, ["--config", os.path.join(ROOT, path)])
+    for key, value in values.items():  # (YAML reads 5e-5 as a string; the option's type converts it)
+        assert getattr(cfg, key) == type(getattr(cfg, key))(value), (path, key)
