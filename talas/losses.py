@@ -245,18 +245,28 @@ def cdm_entropy_weights(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     return weights.masked_fill(~real, 0.0)
 
 
-def cdm_group_mse(student: torch.Tensor, teacher: torch.Tensor, valid: torch.Tensor, elementwise: bool = False) -> torch.Tensor:
-    """L_cdm: mean over valid groups of ‖n(teacher) − n(student)‖², n = L2 normalisation.
+GROUP_LOSSES = ("mse", "mse_elementwise", "relative")
 
-    student, teacher: [B, G, D] group means (teacher already projected to the student's width);
-    valid: [B, G] bool (groups non-empty on both sides). Per group the squared distance (= 2(1 − cos),
-    whatever D is, as normalized_mse); ``elementwise``: its mean over the D entries instead (1/D of it).
-    No valid group → 0 (still in the graph).
+
+def cdm_group_mse(student: torch.Tensor, teacher: torch.Tensor, valid: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """L_cdm over the valid groups of a batch; student, teacher: [B, G, D] group means (one side already
+    projected into the other's width); valid: [B, G] bool (groups non-empty on both sides).
+
+    "mse": mean over groups of ‖n(teacher) − n(student)‖² (= 2(1 − cos), whatever D is, as
+    normalized_mse); "mse_elementwise": its mean over the D entries (1/D of it); "relative": the
+    states as they are, Σ‖teacher − student‖² / Σ‖teacher‖² (the denominator a constant). Normalising
+    each group hides the text's mean state; without it the squared distances of a text's groups sum to
+    its groups' spread plus (number of groups)·‖mean difference‖², and with one-to-one groups the mean
+    state is the mean-pooled sentence vector. No valid group → 0 (still in the graph).
     """
+    weight = valid.to(student.dtype)
+    if kind == "relative":
+        squared = (teacher - student).pow(2).sum(-1)
+        scale = (teacher.detach().pow(2).sum(-1) * weight).sum().clamp(min=1e-12)
+        return (squared * weight).sum() / scale
     diff = F.normalize(teacher, dim=-1) - F.normalize(student, dim=-1)
-    per_group = diff.pow(2).mean(-1) if elementwise else diff.pow(2).sum(-1)
-    valid = valid.to(per_group.dtype)
-    return (per_group * valid).sum() / valid.sum().clamp(min=1.0)
+    per_group = diff.pow(2).mean(-1) if kind == "mse_elementwise" else diff.pow(2).sum(-1)
+    return (per_group * weight).sum() / weight.sum().clamp(min=1.0)
 
 
 def center_groups(states: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

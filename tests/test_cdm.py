@@ -19,7 +19,7 @@ from talas import cli
 from talas.align import dtw_groups, token_view
 from talas.batching import flatten_groups, pack_alignment
 from talas.errors import ConfigError, TrainingError
-from talas.losses import cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
+from talas.losses import GROUP_LOSSES, cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
 from talas.methods import cdm
 from talas.methods.cdm import CdmConfig, CdmMethod, EntropyDTW, entropy_weights
 
@@ -52,7 +52,9 @@ def test_group_mse_known_values_ignores_invalid_groups():
     # group 0: n() differ by (−1, 1) → squared distance 2 (mean over entries 1); group 1: same
     # direction → 0; group 2 (opposite: 4) is masked.
     assert torch.isclose(cdm_group_mse(student, teacher, valid), torch.tensor(1.0))
-    assert torch.isclose(cdm_group_mse(student, teacher, valid, elementwise=True), torch.tensor(0.5))
+    assert torch.isclose(cdm_group_mse(student, teacher, valid, "mse_elementwise"), torch.tensor(0.5))
+    # relative: squared distances 2 and 1 over the teacher's squared norms 1 and 9
+    assert torch.isclose(cdm_group_mse(student, teacher, valid, "relative"), torch.tensor(0.3))
 
 
 def test_center_groups_known_values_ignores_invalid_groups():
@@ -68,10 +70,12 @@ def test_center_groups_known_values_ignores_invalid_groups():
 def test_group_mse_gradient_reaches_both_sides_and_no_group_is_zero():
     student = torch.randn(2, 3, 4, requires_grad=True)
     teacher = torch.randn(2, 3, 4, requires_grad=True)
-    cdm_group_mse(student, teacher, torch.ones(2, 3, dtype=torch.bool)).backward()
-    assert student.grad.abs().sum() > 0 and teacher.grad.abs().sum() > 0
-    zero = cdm_group_mse(student, teacher, torch.zeros(2, 3, dtype=torch.bool))
-    assert zero.item() == 0.0 and zero.requires_grad
+    for kind in GROUP_LOSSES:
+        student.grad = teacher.grad = None
+        cdm_group_mse(student, teacher, torch.ones(2, 3, dtype=torch.bool), kind).backward()
+        assert student.grad.abs().sum() > 0 and teacher.grad.abs().sum() > 0, kind
+        zero = cdm_group_mse(student, teacher, torch.zeros(2, 3, dtype=torch.bool), kind)
+        assert zero.item() == 0.0 and zero.requires_grad, kind
 
 
 # ----------------------------------------------------------------------------- the method (talas/methods/cdm.py)

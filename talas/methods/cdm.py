@@ -57,7 +57,7 @@ from talas.align import TokenView, aligned_positions, dtw_groups, token_view
 from talas.config import TrainConfig, option
 from talas.encoders import Encoder, keep_first_layers, load_config, load_tokenizer, resolve_model_path
 from talas.errors import ConfigError, TrainingError
-from talas.losses import cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
+from talas.losses import GROUP_LOSSES, cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
 from talas.methods.base import Method
 from talas.provision import Group, TeacherNeeds
 from talas.ridge import DIRECTIONS, fit_mean_states, projection_for
@@ -90,8 +90,9 @@ class CdmConfig(TrainConfig):
     projection_init_texts: int = option(1024, "Training texts the ridge fit of P uses.", at_least=2)
     center: bool = option(False, "Subtract each side's mean group state over the batch before normalising (removes the shared direction).")
     group_loss: str = option(
-        "mse", "L_cdm per group: mse (squared distance of the normalised states) or mse_elementwise (its mean over the D entries).",
-        ("mse", "mse_elementwise"),
+        "mse", "L_cdm: mse (squared distance of the normalised group states), mse_elementwise (its mean over the D entries) "
+        "or relative (unnormalised states: sum of squared distances over the teacher side's sum of squared norms).",
+        GROUP_LOSSES,
     )
 
 
@@ -290,7 +291,6 @@ class CdmMethod(Method):
             student_means = self.projection(student_means).float()
         if cfg.center:
             student_means, teacher_means = center_groups(student_means, valid), center_groups(teacher_means, valid)
-        cdm = cdm_group_mse(student_means, teacher_means, valid,
-                            elementwise=cfg.group_loss == "mse_elementwise")
+        cdm = cdm_group_mse(student_means, teacher_means, valid, cfg.group_loss)
         loss = cfg.w_task * task + cfg.w_kd * cdm
         return loss, {"loss": loss.detach(), "task": task.detach(), "cdm": cdm.detach(), "groups": valid.sum().float()}
