@@ -38,6 +38,13 @@ Choices and deviations (measured in BENCHMARKS.md, "CDM"):
   the published term pulled every student token toward one shared direction (sentence cosine
   0.22 → 0.48 after 150 steps at 2e-4, SICK-R −4.8); centring did not recover the baseline
   (5e-5 and 2e-4).
+- Options not in the paper (off by default; measured in BENCHMARKS.md, "CDM"): ``--projection
+  student_to_teacher`` carries the student's group states into the teacher's space (P: d_S → d_T)
+  and compares them with the teacher's own: the published direction fits P(h_T) to the student, so
+  the target follows the student and drifts with it, where the teacher's own states cannot;
+  ``--projection_init ridge`` fits P between the untrained models' mean states (talas.ridge);
+  ``--group_loss relative`` compares the states unnormalised (see losses.cdm_group_mse): per-group
+  normalisation hides the text's mean state, which with one-to-one groups is the sentence vector.
 - L_cdm is the squared distance per group (= 2(1 − cos)), as TALAS's KD term; the mean over
   the D entries (1/D of it: ~1/384 here, negligible next to InfoNCE at w_kd = 0.1) is
   ``--group_loss mse_elementwise``.

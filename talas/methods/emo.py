@@ -28,7 +28,12 @@ within 1e-5 of the exact plan's). Every text of the batch is distilled (both vie
 The student's attention maps are those of its training forward pass, so with attention dropout on
 (the model's own 0.1 by default) IRA sees the dropped-out maps: noise that lowers the CKA a little
 (single-text data needs the dropout for the task loss's two views).
-The exported model is the student alone (P maps the teacher into the student, not the reverse).
+The exported model is the student alone (P exists only for the loss).
+Options not in the paper (off by default; measured in BENCHMARKS.md, "EMO"): ``--ot_cost cosine``
+(C = 1 − cos(h^S, P(h^T)); the softmax of the published cost ignores what all of a text's logits
+share, so that cost is blind to the text's mean teacher state, the sentence vector of a mean-pooling
+teacher), ``--projection student_to_teacher`` (P: d_S → d_T on the student's side, so the teacher's
+states are the fixed target) and ``--projection_init ridge`` (P fitted between mean states, talas.ridge).
 """
 
 from __future__ import annotations
