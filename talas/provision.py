@@ -133,6 +133,15 @@ class OnlineTeacher:
             batch["teacher_attentions"] = tuple(spread(a) for a in out.attentions)
 
 
+def first_occurrences(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(index of the first occurrence of each distinct id, in the order of torch.unique; each entry's
+    index into those)."""
+    unique, inverse = torch.unique(ids, return_inverse=True)
+    positions = torch.arange(len(ids), device=ids.device)
+    first = torch.full((len(unique),), len(ids), device=ids.device).scatter_reduce_(0, inverse, positions, "amin")
+    return first, inverse
+
+
 def distinct_texts(text_ids: torch.Tensor | None, rows: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """(first row of each distinct text, each row's index into those): the teacher is deterministic, so a
     text seen twice in a batch (the two dropout views of single-text data) is run once and copied.
@@ -140,10 +149,14 @@ def distinct_texts(text_ids: torch.Tensor | None, rows: int, device: torch.devic
     if text_ids is None:
         every = torch.arange(rows, device=device)
         return every, every
-    unique, inverse = torch.unique(text_ids.to(device), return_inverse=True)
-    positions = torch.arange(len(inverse), device=device)
-    first = torch.full((len(unique),), len(inverse), device=device).scatter_reduce_(0, inverse, positions, "amin")
-    return first, inverse
+    return first_occurrences(text_ids.to(device))
+
+
+def distinct_rows(text_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Row indices (ascending) of the first occurrence of each text among rows where ``mask``; [N] → [M]."""
+    rows = torch.nonzero(mask).squeeze(1)
+    first, _ = first_occurrences(text_ids[rows])
+    return rows[first.sort().values]
 
 
 @dataclass

@@ -12,7 +12,8 @@ import torch
 
 from talas import cli
 from talas.losses import cosine_distance, relative_similarity_loss, similarity_mse
-from talas.methods.stella import StellaConfig, StellaMethod, distinct_rows
+from talas.methods.stella import StellaConfig, StellaMethod
+from talas.provision import distinct_rows
 
 sys.path.insert(0, os.path.dirname(__file__))
 from e2e_helpers import launcher_flags, seed_config  # noqa: E402

@@ -58,8 +58,7 @@ from talas.encoders import load_config, pool
 from talas.errors import ConfigError
 from talas.losses import cosine_distance, cross_attend, info_nce, normalized_mse, similarity_kl, std_scaled
 from talas.methods.base import Method
-from talas.methods.stella import distinct_rows
-from talas.provision import TeacherNeeds
+from talas.provision import TeacherNeeds, distinct_rows
 from talas.ridge import fit_linear, sample_online_states, sample_rows
 
 ALIGN_LOSSES = {"cosine": cosine_distance, "mse": normalized_mse}

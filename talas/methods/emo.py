@@ -42,12 +42,11 @@ import warnings
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from talas.align import TokenView
 from talas.config import TrainConfig, option
 from talas.errors import ConfigError
-from talas.losses import emo_importance, emo_ot_cost, emo_masses, emo_top_m, linear_cka, sinkhorn
+from talas.losses import emo_importance, emo_masses, emo_ot_cost, emo_top_m, linear_cka, sinkhorn
 from talas.methods.base import Method
 from talas.provision import Aligner, Group, TeacherNeeds, mined_groups
 from talas.ridge import DIRECTIONS, fit_mean_states, projection_for

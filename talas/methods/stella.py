@@ -49,6 +49,7 @@ from talas.encoders import layer_list, load_config
 from talas.errors import ConfigError
 from talas.losses import cosine_distance, info_nce, relative_similarity_loss, similarity_mse
 from talas.methods.base import Method, Stage
+from talas.provision import distinct_rows
 
 
 @dataclass
@@ -92,15 +93,6 @@ def check_dims(cfg: StellaConfig, teacher_dim: int) -> None:
         raise ConfigError(f"--matryoshka_dims {','.join(map(str, dims))} repeats a width; list each once.")
     if not 0 <= cfg.export_dim <= teacher_dim:
         raise ConfigError(f"--export_dim {cfg.export_dim} is outside 1..{teacher_dim} (the teacher's width); 0 exports all {teacher_dim}.")
-
-
-def distinct_rows(text_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Row indices (ascending) of the first occurrence of each text among rows where ``mask``; [N] → [M]."""
-    rows = torch.nonzero(mask).squeeze(1)
-    unique, inverse = torch.unique(text_ids[rows], return_inverse=True)
-    first = torch.full((unique.numel(),), rows.numel(), device=rows.device)
-    first = first.scatter_reduce(0, inverse, torch.arange(rows.numel(), device=rows.device), reduce="amin")
-    return rows[first.sort().values]
 
 
 class StellaMethod(Method):
