@@ -56,7 +56,7 @@ from torch import nn
 from talas.config import TrainConfig, option
 from talas.encoders import load_config, pool
 from talas.errors import ConfigError
-from talas.losses import cosine_distance, cross_attend, info_nce, normalized_mse, similarity_kl, std_scaled
+from talas.losses import cosine_distance, cross_attend, normalized_mse, similarity_kl, std_scaled
 from talas.methods.base import Method
 from talas.provision import TeacherNeeds, distinct_rows
 from talas.ridge import fit_linear, sample_online_states, sample_rows
@@ -156,15 +156,8 @@ class DskdMethod(Method):
         cfg = self.cfg
         with_teacher = "teacher_hidden" in batch
         out = self.student.forward_tokens(batch["features"], layers=(0,) if with_teacher else ())
-        z = out.pooled
-        size, ids = batch["size"], batch["text_ids"]
-        if batch["single_view"]:
-            task = z.new_zeros((), dtype=torch.float32)
-        else:
-            task = info_nce(
-                z[:size], z[size : 2 * size], cfg.temperature, negatives=z[2 * size :],
-                anchor_ids=ids[:size], positive_ids=ids[size : 2 * size], negative_ids=ids[2 * size :],
-            )
+        task = self.task_loss(out.pooled, batch)
+        ids = batch["text_ids"]
         if not with_teacher:  # kd_rate 0: the student-only baseline
             return task, {"loss": task.detach(), "task": task.detach()}
         terms = self.dskd_terms(batch, out, distinct_rows(ids, torch.ones_like(ids, dtype=torch.bool)))

@@ -47,7 +47,7 @@ from torch import nn
 from talas.config import CacheConfig, option
 from talas.encoders import layer_list, load_config
 from talas.errors import ConfigError
-from talas.losses import cosine_distance, info_nce, relative_similarity_loss, similarity_mse
+from talas.losses import cosine_distance, relative_similarity_loss, similarity_mse
 from talas.methods.base import Method, Stage
 from talas.provision import distinct_rows
 
@@ -142,11 +142,7 @@ class StellaMethod(Method):
         metrics: dict[str, torch.Tensor] = {}
         if cfg.w_task > 0:
             out = self.fc(self.student(batch["features"]))
-            size, ids = batch["size"], batch["text_ids"]
-            task = info_nce(
-                out[:size], out[size : 2 * size], cfg.temperature, negatives=out[2 * size :],
-                anchor_ids=ids[:size], positive_ids=ids[size : 2 * size], negative_ids=ids[2 * size :],
-            )
+            task = self.task_loss(out, batch)
             out = out[rows]
             metrics["task"] = task.detach()
             loss = cfg.w_task * task
