@@ -61,7 +61,7 @@ def main() -> None:
         teacher = online.token_encoder
 
         def student():
-            enc = Encoder.load(minilm_path(), "mean", 128, num_layers=2)
+            enc = Encoder.load(minilm_path(), "mean", 128, layers=2)
             enc.model.pooler.requires_grad_(False)
             return enc.train()
 

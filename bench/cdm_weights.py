@@ -35,7 +35,7 @@ def main() -> None:
 
     from talas.align import dtw_groups, span_groups, view_of
     from talas.data import load_training_data
-    from talas.encoders import keep_first_layers
+    from talas.encoders import keep_layers
     from talas.losses import cdm_entropy_weights
     from talas.methods.cdm import pieces_match
 
@@ -53,7 +53,7 @@ def main() -> None:
     models = {}
     for name, layers in (("initial_student_2_layers", 2), ("full_model_6_layers", 6)):
         model = AutoModel.from_pretrained(minilm_path()).eval()
-        keep_first_layers(model, layers)
+        keep_layers(model, layers)
         models[name] = model
     sample = texts[: args.texts]
     totals = {k: {"tp": 0, "pred": 0, "ref": 0, "changed": 0} for k in ("none", *models)}

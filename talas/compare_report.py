@@ -122,7 +122,11 @@ def markdown(report: dict) -> str:
     order, rows, best = report["methods"], report["results"], report["best_by_validation"]
     s = report["settings"]
     budget = f"{s['max_steps']} optimiser steps" if s["max_steps"] else f"{s['epochs']} epoch(s)"
-    layers = f" (first {s['student_num_layers']} layers)" if s["student_num_layers"] else ""
+    from types import SimpleNamespace
+
+    from talas.encoders import describe_layers  # torch: only when a report is written
+
+    layers = describe_layers(SimpleNamespace(student_layers=s.get("student_layers", []), student_num_layers=s["student_num_layers"]))
     lines = [
         "# Method comparison", "",
         f"Teacher `{s['teacher_model_name']}` → student `{s['student_model_name']}`{layers}; data `{s['train_data_path']}`; "

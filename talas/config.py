@@ -84,6 +84,8 @@ class TrainConfig:
     # models
     student_model_name: str = option("bert-base-uncased", "Student model: local folder or hub id.")
     student_num_layers: int = option(0, "Keep only the student's first N transformer layers (0 = all).", at_least=0)
+    student_layers: list[int] = option([], "Keep these transformer layers of the student instead (0-based, increasing, e.g. 0,3); "
+                                       "overrides --student_num_layers.")
     freeze_embeddings: bool = option(False, "Keep the student's word embeddings fixed (fewer parameters to update).")
     student_dropout: float = option(-1.0, "Dropout probability in the student while training (-1 = the model's own; 0 = off).")
     student_pooling: str = option("last_token", "Student pooling.", ("cls", "mean", "last_token"))

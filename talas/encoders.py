@@ -134,15 +134,46 @@ def layer_list(model: nn.Module) -> nn.ModuleList:
     raise ModelError(f"Cannot find the transformer layers of {type(model).__name__} to truncate it.")
 
 
-def keep_first_layers(model: nn.Module, num_layers: int) -> None:
-    """Cut the encoder to its first ``num_layers`` blocks, in place (a standard small-student init)."""
+LayerChoice = int | Sequence[int]
+
+
+def keep_layers(model: nn.Module, choice: LayerChoice) -> None:
+    """Keep some of the encoder's blocks, in place (a standard small-student init): its first ``choice``
+    blocks (an int, ``--student_num_layers``) or the listed 0-based blocks (``--student_layers``, e.g.
+    (0, 3): spread-out layers keep more of the model's depth than the first ones)."""
     layers = layer_list(model)
-    if not 1 <= num_layers <= len(layers):
-        raise ConfigError(f"--student_num_layers must be between 1 and {len(layers)} for this model, got {num_layers}.")
-    del layers[num_layers:]
-    model.config.num_hidden_layers = num_layers
-    if hasattr(model.config, "layer_types") and model.config.layer_types is not None:
-        model.config.layer_types = model.config.layer_types[:num_layers]
+    kept = chosen_layers(choice, len(layers))
+    blocks = [layers[i] for i in kept]
+    del layers[:]
+    layers.extend(blocks)
+    model.config.num_hidden_layers = len(kept)
+    if getattr(model.config, "layer_types", None) is not None:
+        model.config.layer_types = [model.config.layer_types[i] for i in kept]
+
+
+def chosen_layers(choice: LayerChoice, total: int) -> list[int]:
+    """The 0-based blocks ``choice`` keeps of a model with ``total`` blocks; a ConfigError if it cannot."""
+    if isinstance(choice, int):
+        if not 1 <= choice <= total:
+            raise ConfigError(f"--student_num_layers must be between 1 and {total} for this model, got {choice}.")
+        return list(range(choice))
+    kept = list(choice)
+    if not kept or kept != sorted(set(kept)) or not 0 <= kept[0] <= kept[-1] < total:
+        raise ConfigError(f"--student_layers {','.join(map(str, kept))}: list blocks of this model (0..{total - 1}) "
+                          "in increasing order, each once.")
+    return kept
+
+
+def layer_choice(cfg) -> LayerChoice | None:
+    """The student's kept blocks from its config: --student_layers, else --student_num_layers, else None (all)."""
+    return tuple(cfg.student_layers) or cfg.student_num_layers or None
+
+
+def describe_layers(cfg) -> str:
+    """" (layers 0, 3)", " (first 2 layers)" or "" (all), for reports and model cards."""
+    if cfg.student_layers:
+        return f" (layers {', '.join(map(str, cfg.student_layers))})"
+    return f" (first {cfg.student_num_layers} layers)" if cfg.student_num_layers else ""
 
 
 def check_dropout(p: float) -> None:
@@ -235,13 +266,13 @@ class Encoder(nn.Module):
         max_length: int = 256,
         prompt: str = "",
         dtype: torch.dtype | None = None,
-        num_layers: int | None = None,
+        layers: LayerChoice | None = None,
         **model_kwargs: Any,
     ) -> Encoder:
         tokenizer = load_tokenizer(name_or_path)
         model = load_model(name_or_path, dtype=dtype, **model_kwargs)
-        if num_layers:
-            keep_first_layers(model, num_layers)
+        if layers:
+            keep_layers(model, layers)
         return cls(model, tokenizer, pooling, max_length, prompt)
 
     @property

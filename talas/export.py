@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from torch import nn
 
 from talas.config import config_dict
+from talas.encoders import describe_layers
 
 ST_POOLING = {"cls": "cls", "mean": "mean", "last_token": "lasttoken"}
 
@@ -72,7 +73,7 @@ tags: [sentence-transformers, sentence-similarity, feature-extraction, distillat
 ---
 # Student distilled with TALAS ({cfg.method})
 
-- **Student init:** `{cfg.student_model_name}`{f" (first {cfg.student_num_layers} layers)" if cfg.student_num_layers else ""}, {student.dim}-d, {student.pooling} pooling
+- **Student init:** `{cfg.student_model_name}`{describe_layers(cfg)}, {student.dim}-d, {student.pooling} pooling
 - **Teacher:** `{cfg.teacher_model_name}` ({cfg.pooling_method} pooling{f", prompt {cfg.teacher_prompt!r}" if cfg.teacher_prompt else ""})
 - **Method:** `{cfg.method}`
 - **Training data:** `{cfg.train_data_path}`

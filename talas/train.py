@@ -20,7 +20,7 @@ from talas.batching import PairCollator, epoch_batches, example_lengths, to_devi
 from talas.checkpoint import RunFolder, list_checkpoints, set_rng_state, write_json
 from talas.config import check_options, format_config
 from talas.data import load_from_config
-from talas.encoders import Encoder, check_dropout, check_model_folder, set_dropout
+from talas.encoders import Encoder, check_dropout, check_model_folder, chosen_layers, layer_choice, set_dropout
 from talas.errors import ConfigError, TrainingError
 from talas.faults import fault, faulted
 from talas.methods import get_method
@@ -86,8 +86,10 @@ class Trainer:
         data = load_from_config(cfg)
         if data.skipped:
             self.log(f"Warning: skipped {data.skipped} bad row(s) of {cfg.train_data_path} (--skip_bad_rows).")
-        _, limit = check_model_folder(cfg.student_model_name, "--student_model_name")
+        student_config, limit = check_model_folder(cfg.student_model_name, "--student_model_name")
         check_length("--max_length", cfg.max_length, limit, cfg.student_model_name)
+        if layer_choice(cfg) and getattr(student_config, "num_hidden_layers", None):
+            chosen_layers(layer_choice(cfg), student_config.num_hidden_layers)
         if method_cls.uses_teacher(cfg):  # a student-only baseline never touches the teacher
             _, limit = check_model_folder(cfg.teacher_model_name, "--teacher_model_name")
             flag = "--teacher_max_length" if cfg.teacher_max_length else "--max_length"
@@ -110,7 +112,7 @@ class Trainer:
             self.meter.watch_teacher(supply.online.encoder.model)
 
         student = Encoder.load(cfg.student_model_name, cfg.student_pooling, cfg.max_length,
-                               num_layers=cfg.student_num_layers or None, **needs.student_kwargs())
+                               layers=layer_choice(cfg), **needs.student_kwargs())
         if cfg.freeze_embeddings:
             student.model.get_input_embeddings().requires_grad_(False)
         if getattr(student.model, "pooler", None) is not None:

@@ -62,7 +62,15 @@ from torch import nn
 
 from talas.align import TokenView, aligned_positions, dtw_groups, token_view
 from talas.config import TrainConfig, option
-from talas.encoders import Encoder, keep_first_layers, load_config, load_tokenizer, resolve_model_path
+from talas.encoders import (
+    Encoder,
+    LayerChoice,
+    keep_layers,
+    layer_choice,
+    load_config,
+    load_tokenizer,
+    resolve_model_path,
+)
 from talas.errors import ConfigError, TrainingError
 from talas.losses import GROUP_LOSSES, cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
 from talas.methods.base import Method
@@ -159,7 +167,7 @@ def vocab_size(model: nn.Module) -> int:
     return int(model.get_input_embeddings().weight.shape[0])
 
 
-def student_logits(path: str, num_layers: int, device: torch.device) -> tuple[Logits, int]:
+def student_logits(path: str, layers: LayerChoice | None, device: torch.device) -> tuple[Logits, int]:
     """The student's token logits and their width: its MLM head when the checkpoint has one, else pseudo-logits."""
     from transformers import AutoModel, AutoModelForMaskedLM
 
@@ -167,13 +175,13 @@ def student_logits(path: str, num_layers: int, device: torch.device) -> tuple[Lo
     has_head = any(name.endswith("ForMaskedLM") for name in architectures)
     if has_head:
         mlm = AutoModelForMaskedLM.from_pretrained(resolve_model_path(path))
-        if num_layers:
-            keep_first_layers(mlm.base_model, num_layers)
+        if layers:
+            keep_layers(mlm.base_model, layers)
         mlm.to(device).eval()
         return (lambda f: mlm(input_ids=f["input_ids"], attention_mask=f["attention_mask"]).logits.float()), vocab_size(mlm)
     model = AutoModel.from_pretrained(resolve_model_path(path))
-    if num_layers:
-        keep_first_layers(model, num_layers)
+    if layers:
+        keep_layers(model, layers)
     return pseudo_logits(model.to(device).eval()), vocab_size(model)
 
 
@@ -226,7 +234,7 @@ def entropy_weight_table(cfg: CdmConfig, log=print) -> WeightTable:
     del teacher_model
     s_weights: list[tuple[float, ...] | None] = [None] * len(needed)
     if cfg.token_weights == "both":
-        logits_fn, vocab = student_logits(cfg.student_model_name, cfg.student_num_layers, device)
+        logits_fn, vocab = student_logits(cfg.student_model_name, layer_choice(cfg), device)
         s_weights = entropy_weights(student, logits_fn, vocab, [s_encs[k].ids for k, _ in needed], device)
     return {pair: (sw, tw) for (_, pair), sw, tw in zip(needed, s_weights, t_weights, strict=True)}
 

@@ -134,7 +134,8 @@ def model_layers(cfg: EmoConfig) -> tuple[int, int]:
     from talas.encoders import load_config
 
     student = int(load_config(cfg.student_model_name).num_hidden_layers)
-    return min(cfg.student_num_layers or student, student), int(load_config(cfg.teacher_model_name).num_hidden_layers)
+    kept = len(cfg.student_layers) or min(cfg.student_num_layers or student, student)
+    return kept, int(load_config(cfg.teacher_model_name).num_hidden_layers)
 
 
 class EmoMethod(Method):
