@@ -15,6 +15,9 @@ teacher_layer = DEFAULTS["teacher_layer"]  # Teacher hidden-state layer distille
 
 w_task = DEFAULTS["w_task"]  # InfoNCE task loss weight (CDM: 0.9)
 w_kd = DEFAULTS["w_kd"]  # Aligned-group state loss weight (CDM: 0.1)
-projection_lr = DEFAULTS["projection_lr"]  # Peak lr of the fresh teacher → student projection
-group_loss = DEFAULTS["group_loss"]  # Per-group squared distance (mse) or its mean over dims (mse_elementwise)
+projection_lr = DEFAULTS["projection_lr"]  # Peak lr of the fresh projection P
+projection = DEFAULTS["projection"]  # teacher_to_student (published) or student_to_teacher
+projection_init = DEFAULTS["projection_init"]  # P starts random (published) or from a ridge fit of mean states
+projection_init_texts = DEFAULTS["projection_init_texts"]  # Texts of the ridge fit (one teacher forward each)
+group_loss = DEFAULTS["group_loss"]  # mse (normalised groups), mse_elementwise (its mean over dims) or relative (unnormalised)
 token_weights = DEFAULTS["token_weights"]  # Entropy weights of the DTW cost: both, teacher, none
