@@ -124,7 +124,7 @@ def markdown(report: dict) -> str:
     budget = f"{s['max_steps']} optimiser steps" if s["max_steps"] else f"{s['epochs']} epoch(s)"
     from types import SimpleNamespace
 
-    from talas.encoders import describe_layers  # torch: only when a report is written
+    from talas.export import describe_layers  # torch: only when a report is written
 
     layers = describe_layers(SimpleNamespace(student_layers=s.get("student_layers", []), student_num_layers=s["student_num_layers"]))
     lines = [

@@ -169,13 +169,6 @@ def layer_choice(cfg) -> LayerChoice | None:
     return tuple(cfg.student_layers) or cfg.student_num_layers or None
 
 
-def describe_layers(cfg) -> str:
-    """" (layers 0, 3)", " (first 2 layers)" or "" (all), for reports and model cards."""
-    if cfg.student_layers:
-        return f" (layers {', '.join(map(str, cfg.student_layers))})"
-    return f" (first {cfg.student_num_layers} layers)" if cfg.student_num_layers else ""
-
-
 def check_dropout(p: float) -> None:
     if not 0 <= p < 1:
         raise ConfigError(f"--student_dropout must be in [0, 1) (or -1 to keep the model's own), got {p}.")

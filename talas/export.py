@@ -19,7 +19,6 @@ from datetime import datetime, timezone
 from torch import nn
 
 from talas.config import config_dict
-from talas.encoders import describe_layers
 
 ST_POOLING = {"cls": "cls", "mean": "mean", "last_token": "lasttoken"}
 
@@ -92,3 +91,10 @@ embeddings = model.encode(["An example sentence"])
 """
     with open(os.path.join(folder, "README.md"), "w", encoding="utf-8") as handle:
         handle.write(card)
+
+
+def describe_layers(cfg) -> str:
+    """" (layers 0, 3)", " (first 2 layers)" or "" (all), for model cards and reports."""
+    if getattr(cfg, "student_layers", None):
+        return f" (layers {', '.join(map(str, cfg.student_layers))})"
+    return f" (first {cfg.student_num_layers} layers)" if cfg.student_num_layers else ""
