@@ -10,11 +10,13 @@ is informative; it costs one student and (for an online teacher) one teacher pas
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from talas.config import TrainConfig, option
 from talas.encoders import pool
 
 RIDGE_ALPHA = 1e-2  # ridge strength relative to the inputs' mean variance: a mild shrinkage
@@ -77,6 +79,22 @@ def sample_online_states(student, supply, texts: Sequence[str], reduce: Reduce) 
 #: Which way a token-level method's projection P carries states: the published teacher → student
 #: (P: d_T → d_S, compared in the student's space) or student → teacher (P: d_S → d_T).
 DIRECTIONS = ("teacher_to_student", "student_to_teacher")
+
+
+@dataclass
+class ProjectionConfig(TrainConfig):
+    """The options of a token-level method's projection P (CDM, EMO)."""
+
+    projection_lr: float = option(1e-3, "Peak learning rate of the projection P (0 = --learning_rate).", at_least=0)
+    projection: str = option(
+        "teacher_to_student", "Which way P carries token states: teacher_to_student (published: P(h_T) compared in the student's "
+        "space) or student_to_teacher (P(h_S) compared with the teacher's own states).", DIRECTIONS,
+    )
+    projection_init: str = option(
+        "random", "How P starts: random (as published) or ridge (least-squares fit between the two models' mean token "
+        "states on --projection_init_texts texts, one teacher forward each).", ("random", "ridge"),
+    )
+    projection_init_texts: int = option(1024, "Training texts the ridge fit of P uses.", at_least=2)
 
 
 def projection_for(direction: str, student_dim: int, teacher_dim: int) -> nn.Linear:

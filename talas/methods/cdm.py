@@ -61,7 +61,7 @@ import torch
 from torch import nn
 
 from talas.align import TokenView, aligned_positions, dtw_groups, token_view
-from talas.config import TrainConfig, option
+from talas.config import option
 from talas.encoders import (
     Encoder,
     LayerChoice,
@@ -75,7 +75,7 @@ from talas.errors import ConfigError, TrainingError
 from talas.losses import GROUP_LOSSES, cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
 from talas.methods.base import Method
 from talas.provision import Group, TeacherNeeds
-from talas.ridge import DIRECTIONS, fit_mean_states, projection_for
+from talas.ridge import ProjectionConfig, fit_mean_states, projection_for
 
 ALIGNMENT = "cdm"
 TOKEN_WEIGHTS = ("both", "teacher", "none")
@@ -84,7 +84,7 @@ _LOGIT_BUDGET = 1 << 26
 
 
 @dataclass
-class CdmConfig(TrainConfig):
+class CdmConfig(ProjectionConfig):
     student_pooling: str = option("mean", "Student pooling.", ("cls", "mean", "last_token"))
     w_task: float = option(0.9, "Weight of the InfoNCE task loss (CDM: 0.9, i.e. kd_alpha).")
     w_kd: float = option(0.1, "Weight of L_cdm, the aligned-group state loss (CDM: 0.1).")
@@ -93,16 +93,6 @@ class CdmConfig(TrainConfig):
         "both", "Entropy weights in the DTW cost: both sides (initial student and teacher), teacher side only, or none (plain DTW).",
         TOKEN_WEIGHTS,
     )
-    projection_lr: float = option(1e-3, "Peak learning rate of the teacher-to-student projection P (0 = --learning_rate).", at_least=0)
-    projection: str = option(
-        "teacher_to_student", "Which way P carries token states: teacher_to_student (published: P(h_T) compared in the student's "
-        "space) or student_to_teacher (P(h_S) compared with the teacher's own states).", DIRECTIONS,
-    )
-    projection_init: str = option(
-        "random", "How P starts: random (as published) or ridge (least-squares fit between the two models' mean token "
-        "states on --projection_init_texts texts, one teacher forward each).", ("random", "ridge"),
-    )
-    projection_init_texts: int = option(1024, "Training texts the ridge fit of P uses.", at_least=2)
     center: bool = option(False, "Subtract each side's mean group state over the batch before normalising (removes the shared direction).")
     group_loss: str = option(
         "mse", "L_cdm: mse (squared distance of the normalised group states), mse_elementwise (its mean over the D entries) "

@@ -44,16 +44,16 @@ from dataclasses import dataclass
 import torch
 
 from talas.align import TokenView
-from talas.config import TrainConfig, option
+from talas.config import option
 from talas.errors import ConfigError
 from talas.losses import emo_importance, emo_masses, emo_ot_cost, emo_top_m, linear_cka, sinkhorn
 from talas.methods.base import Method
 from talas.provision import Aligner, Group, TeacherNeeds, mined_groups
-from talas.ridge import DIRECTIONS, fit_mean_states, projection_for
+from talas.ridge import ProjectionConfig, fit_mean_states, projection_for
 
 
 @dataclass
-class EmoConfig(TrainConfig):
+class EmoConfig(ProjectionConfig):
     alpha: float = option(0.5, "Weight of the distillation terms: (1 - alpha)·task + alpha·(w_ira·IRA + w_ot·OT).", at_least=0)
     w_ira: float = option(0.1, "Weight of the attention-relation term (1 - linear CKA).", at_least=0)
     w_ot: float = option(1.0, "Weight of the optimal-transport term between token states.", at_least=0)
@@ -66,17 +66,7 @@ class EmoConfig(TrainConfig):
         "softmax", "Transport cost: softmax (published: 1 - softmax over the text's teacher tokens of s·P(h)/√d, blind to "
         "the text's mean teacher state) or cosine (1 - cos(s, P(h))).", ("softmax", "cosine"),
     )
-    projection: str = option(
-        "teacher_to_student", "Which way P carries token states: teacher_to_student (published: P(h_T) compared in the student's "
-        "space) or student_to_teacher (P(h_S) compared with the teacher's own states).", DIRECTIONS,
-    )
-    projection_init: str = option(
-        "random", "How P starts: random (as published) or ridge (least-squares fit between the two models' mean token "
-        "states on --projection_init_texts texts, one teacher forward each).", ("random", "ridge"),
-    )
-    projection_init_texts: int = option(1024, "Training texts the ridge fit of P uses.", at_least=2)
     skip_punctuation: bool = option(True, "Exclude pieces without a letter or digit (punctuation) from importance, like stop words.")
-    projection_lr: float = option(1e-3, "Peak learning rate of the teacher-to-student projection P (0 = --learning_rate).", at_least=0)
 
 
 # English function words (whole words, lower case): they sink attention without carrying meaning. The
