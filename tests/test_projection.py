@@ -171,4 +171,4 @@ def test_student_to_teacher_projection_trains_and_is_not_exported(name, term, ex
     assert last < 0.9 * first, (first, last)
     state = torch.load(sorted(__import__("glob").glob("run/checkpoints/step-*/training_state.pt"))[-1], weights_only=True)
     assert state["model"]["projection.weight"].shape == (48, 32)  # d_T × d_S
-    assert SentenceTransformer("run/model", device="cpu").get_sentence_embedding_dimension() == 32
+    assert SentenceTransformer("run/model", device="cpu").get_embedding_dimension() == 32
