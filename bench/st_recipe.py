@@ -6,6 +6,9 @@
     python bench/st_recipe.py --batch_size 8 --learning_rate 1e-3 --freeze_embeddings --dropout 0
     # Foreign teacher: all-mpnet-base-v2, labels read from the TALAS cache of the same texts and setting
     python bench/st_recipe.py --teacher mpnet --labels_from_cache bench/out/cache_mpnet.safetensors
+    # ... at config/foreign_teacher.yaml's budget and student: two epochs, batch 32, blocks 0 and 5
+    python bench/st_recipe.py --teacher mpnet --labels_from_cache bench/out/cache_mpnet.safetensors \
+      --epochs 2 --batch_size 32 --student_layers 0,5 --freeze_embeddings --dropout 0 --learning_rate 1e-3
 
 The "model distillation / MSE" recipe of the sentence-transformers docs: encode the training texts
 once with the teacher (``teacher.encode``), store the vectors as the ``label`` column of a
@@ -44,7 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--learning_rate", type=float, default=2e-4, help="Peak learning rate (AdamW).")
     parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--max_steps", type=int, default=0, help="Stop after this many steps (0: one full epoch).")
+    parser.add_argument("--epochs", type=int, default=1, help="Passes over the training texts.")
+    parser.add_argument("--max_steps", type=int, default=0, help="Stop after this many steps (0: --epochs full epochs).")
+    parser.add_argument("--student_layers", default=None,
+                        help="Blocks of all-MiniLM-L6-v2 the student keeps, e.g. 0,5 (default: the first 2), as talas's flag.")
     parser.add_argument("--name", default=None, help="Name of the JSON record (default: st_mse_lr{learning_rate}).")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (bf16 training on cuda, like talas's default).")
     parser.add_argument("--save_dir", default=None, help="Save the trained student here (default: save nothing).")
@@ -72,7 +78,7 @@ def load_models(args: argparse.Namespace):
     teacher.max_seq_length = student.max_seq_length = MAX_LENGTH
     # student[0] is the Transformer module; auto_model is its Hugging Face model (ST 6.2: also `.model`).
     model = student[0].auto_model
-    keep_layers(model, STUDENT_LAYERS)
+    keep_layers(model, tuple(int(i) for i in args.student_layers.split(",")) if args.student_layers else STUDENT_LAYERS)
     if args.freeze_embeddings:
         model.get_input_embeddings().requires_grad_(False)
     if args.dropout != -1:
@@ -111,7 +117,7 @@ def train_student(student, dataset, args: argparse.Namespace, output_dir: str) -
 
     training_args = SentenceTransformerTrainingArguments(
         output_dir=output_dir,
-        num_train_epochs=1,
+        num_train_epochs=args.epochs,
         max_steps=args.max_steps if args.max_steps > 0 else -1,
         per_device_train_batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -136,6 +142,8 @@ def train_student(student, dataset, args: argparse.Namespace, output_dir: str) -
 
 
 def main(argv: list[str] | None = None) -> None:
+    from sentence_transformers import SentenceTransformer
+
     args = parse_args(argv)
     name = args.name or f"st_mse_lr{args.learning_rate:g}"
     teacher, student = load_models(args)
@@ -158,6 +166,8 @@ def main(argv: list[str] | None = None) -> None:
         "dropout": args.dropout,
         "learning_rate": args.learning_rate,
         "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "student_layers": args.student_layers or f"first {STUDENT_LAYERS}",
         "steps": steps,
         "cache_s": round(cache_timer.seconds, 1),
         "train_s": round(train_timer.seconds, 1),
@@ -166,6 +176,13 @@ def main(argv: list[str] | None = None) -> None:
         "validation": sts_scores(encode, "validation"),
         "test": sts_scores(encode, "test"),
     }
+    if any(type(module).__name__ == "Dense" for module in student):  # also score the bare student, as bench/tune.py does
+        bare = SentenceTransformer(modules=[student[0], student[1]], device=args.device)
+
+        def bare_encode(batch: list[str]):
+            return bare.encode(batch, batch_size=64, convert_to_numpy=True)
+
+        record["without_head"] = {"validation": sts_scores(bare_encode, "validation"), "test": sts_scores(bare_encode, "test")}
     print(json.dumps(record), flush=True)
     os.makedirs(os.path.join(ROOT, "bench", "out"), exist_ok=True)
     with open(os.path.join(ROOT, "bench", "out", "st_recipe.jsonl"), "a") as handle:
