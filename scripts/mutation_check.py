@@ -78,6 +78,17 @@ MUTATIONS = [
       "talas/teacher.py", "cfg.teacher_model_name, cfg.pooling_method, teacher_max_length(cfg), cfg.teacher_prompt,",
       'cfg.teacher_model_name, cfg.pooling_method, teacher_max_length(cfg), "",',
       (f"{KEY_CHANGE}[change2-prompt]",)),
+    M("eos-compared-with-eos-only", "README: a last-token teacher whose tokenizer ends texts with another special token "
+      "(Qwen3-Embedding's <|endoftext|>, eos <|im_end|>) gets no second end token",
+      "talas/encoders.py", "return len(ids) > 0 and ids[-1] in set(tokenizer.all_special_ids) and ids[-len(plain):] != plain",
+      "return tokenizer.eos_token_id is not None and len(ids) > 0 and ids[-1] == tokenizer.eos_token_id",
+      ("tests/test_encoders.py::test_qwen3_embedding_layout_keeps_the_tokenizers_own_end_token",
+       "tests/test_cache_end_token.py::test_end_token_is_the_tokenizers_own_or_the_appended_eos[qwen3_embedding]")),
+    M("cache-key-ignores-end-token", "README: a last-token cache built before TALAS recorded the end token is rebuilt "
+      "beside it, never served",
+      "talas/teacher.py", '"prompt", "dim", "end_token")',
+      '"prompt", "dim")',
+      ("tests/test_cache_end_token.py::test_last_token_cache_without_an_end_token_is_rebuilt_beside_it",)),
     M("bf16-cache-truncates", "README: bfloat16 caches (values rounded to nearest, not truncated)",
       "talas/cache_format.py", "return vectors.to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)",
       "return (vectors.float().view(torch.int32) >> 16).to(torch.int16).numpy().view(np.uint16)",

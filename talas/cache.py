@@ -40,6 +40,7 @@ from talas.cache_format import (  # noqa: F401  (re-exported: the read side is i
     core_manifest,
     crc_hex,
     header_bytes,
+    key_of,
     open_cache,
     read_header,
     read_header_unchecked,
@@ -116,12 +117,8 @@ def prepare_folder(path: str) -> None:
 def new_manifest(key: CacheKey, chunk_size: int, texts: Sequence[str]) -> dict:
     offsets, raw = texts_region(texts)
     n_chunks = -(-len(texts) // chunk_size)
-    return {"format": FORMAT, **asdict(key), "chunk_size": chunk_size, "texts_crc32": crc_hex(offsets.tobytes() + raw),
+    return {"format": FORMAT, **key.stored(), "chunk_size": chunk_size, "texts_crc32": crc_hex(offsets.tobytes() + raw),
             "chunk_crc32": [PENDING] * n_chunks}
-
-
-def key_of(manifest: dict) -> dict:
-    return {name: manifest.get(name) for name in KEY_FIELDS}
 
 
 def allocate(partial: str, manifest: dict, texts: Sequence[str]) -> None:

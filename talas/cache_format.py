@@ -5,13 +5,14 @@
 A cache is a standard safetensors file (readable by ``safetensors.safe_open``) holding
 ``embeddings`` [N, D] (F32, F16 or BF16), ``text_offsets`` [N+1] and ``texts_utf8`` (the texts
 themselves), with a manifest in the header metadata: the key (teacher id and revision, pooling,
-normalisation, dtype, max_length, prompt, dim, count and a hash of the ordered texts), the chunk
-size, a CRC-32 of every chunk of rows (recorded by the builder as the chunk completes) and a CRC-32
-of the texts region. Chunk ``c`` is ``build_order[c * chunk_size : (c + 1) * chunk_size]``, the
-rows sorted longest text first (UTF-8 bytes, a tokenizer-free proxy for tokens), so the batches of
-a chunk carry little padding and the chunks are defined by the stored texts alone (``--verify``
-needs no tokenizer); a chunk's CRC covers its rows in ascending row order. We read the vectors with
-``numpy.memmap`` at the tensor's offset, so opening costs one header read and a gather touches
+normalisation, dtype, max_length, prompt, dim, count, a hash of the ordered texts and, under
+last-token pooling, the token every text ends with), the chunk size, a CRC-32 of every chunk of
+rows (recorded by the builder as the chunk completes) and a CRC-32 of the texts region. Chunk
+``c`` is ``build_order[c * chunk_size : (c + 1) * chunk_size]``, the rows sorted longest text
+first (UTF-8 bytes, a tokenizer-free proxy for tokens), so the batches of a chunk carry little
+padding and the chunks are defined by the stored texts alone (``--verify`` needs no tokenizer); a
+chunk's CRC covers its rows in ascending row order. We read the vectors with ``numpy.memmap`` at
+the tensor's offset, so opening costs one header read and a gather touches
 only the rows it needs. CRC-32 (zlib, hardware-accelerated) rather than sha256: it verifies at
 ~6.6 GiB/s against sha256's ~1.9 GiB/s here, and it guards against corruption, not an attacker.
 """
@@ -26,7 +27,7 @@ import random
 import struct
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -56,10 +57,27 @@ class CacheKey:
     dim: int
     count: int
     texts_sha256: str
+    # Last-token pooling: the token every text ends with as the Encoder feeds it (the tokenizer's own end
+    # token, or the EOS talas appends); "" for mean/cls. Older manifests lack it and read as "" (KEY_DEFAULTS).
+    end_token: str = ""
+
+    def stored(self) -> dict:
+        """The key as a manifest holds it: an empty ``end_token`` is left out, as TALAS wrote it before the
+        field existed, so the manifests and file names of mean/cls caches are unchanged."""
+        return {name: value for name, value in asdict(self).items() if name != "end_token" or value}
 
     def short(self) -> str:
         """12 hex digits naming this key in a cache file name (teacher_train.<short>.safetensors)."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        return hashlib.sha256(json.dumps(self.stored(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+# What a key field missing from a manifest means: the value of a cache built before the field existed.
+KEY_DEFAULTS = {f.name: f.default for f in fields(CacheKey) if f.default is not MISSING}
+
+
+def key_of(manifest: dict) -> dict:
+    """A manifest's key, as ``asdict(CacheKey)`` gives it (fields it lacks read as their KEY_DEFAULTS)."""
+    return {f.name: manifest.get(f.name, KEY_DEFAULTS.get(f.name)) for f in fields(CacheKey)}
 
 
 def texts_fingerprint(texts: Sequence[str]) -> str:

@@ -124,9 +124,16 @@ def format_listing(rows: list[dict]) -> str:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"]))
         what = "" if r["state"] == "unreadable" else (
             f"{r['count']:>9,} x {r['dim']:<5} {r['dtype']:<8}  teacher {r['teacher']} (rev {str(r['teacher_revision'])[:14]}, "
-            f"{r['pooling']}, max_length {r['max_length']}, normalize {r['normalize']}, prompt {r['prompt']!r})")
+            f"{r['pooling']}{end_token(r)}, max_length {r['max_length']}, normalize {r['normalize']}, prompt {r['prompt']!r})")
         lines.append(f"{r['file']:<{width}}  {r['state']:<13} {human_size(r['size']):>10}  {when}  {what}".rstrip())
     return "\n".join(lines)
+
+
+def end_token(row: dict) -> str:
+    """" end token '<|endoftext|>'" after last_token pooling (a cache built before TALAS recorded it says so); "" otherwise."""
+    if row["pooling"] != "last_token":
+        return ""
+    return f" end token {row['end_token']!r}" if row["end_token"] else " end token not recorded"
 
 
 def busy(path: str) -> bool:

@@ -293,6 +293,14 @@ class Encoder(nn.Module):
             ids = [x + [self.tokenizer.eos_token_id] for x in ids]
         return ids
 
+    def end_token(self) -> str:
+        """For last-token pooling, the token every text ends with as fed to the model (the tokenizer's own end
+        token, or the EOS appended here; "(none)": texts end with their own last token); "" for mean/cls."""
+        if self.pooling != "last_token":
+            return ""
+        last = self.token_ids(["hello"])[0][-1]
+        return self.tokenizer.convert_ids_to_tokens(last) if last in self.tokenizer.all_special_ids else "(none)"
+
     def token_encodings(self, texts: Sequence[str]) -> list[TokenEncoding]:
         """Like ``token_ids`` (same ids, same truncation) plus token strings, offsets and special marks."""
         full = [self.prompt + t for t in texts] if self.prompt else list(texts)

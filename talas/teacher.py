@@ -3,9 +3,9 @@
     cache, rows = ensure_cache(cfg, data.unique_texts(), anchors=data.anchors)
 
 ``ensure_cache`` reuses a cache whose key matches (teacher, revision, pooling, normalisation,
-dtype, max_length, prompt, dim) and that holds every training text, looking at --cache_path and
-the keyed caches beside it (talas/cache_store.py); it checks the chunk checksums and rebuilds only
-chunks that fail. Otherwise it says which field changed and builds the right cache beside the old
+dtype, max_length, prompt, dim and, under last-token pooling, the token the texts end with) and
+that holds every training text, looking at --cache_path and the keyed caches beside it
+(talas/cache_store.py); it checks the chunk checksums and rebuilds only chunks that fail. Otherwise it says which field changed and builds the right cache beside the old
 one, never over it (or fails under ``--strict_cache``). It loads the teacher only to build.
 """
 
@@ -24,18 +24,22 @@ from talas.cache import (
     build_cache,
     dist_info,
     from_rank0,
+    key_of,
     open_cache,
     prepare_folder,
     teacher_revision,
     texts_fingerprint,
 )
-from talas.cache_format import FORMAT
+from talas.cache_format import FORMAT, KEY_DEFAULTS
 from talas.cache_store import claim_target, describe_bad, file_format, normalize_model_id, store_files
-from talas.encoders import Encoder, load_config, resolve_model_path
+from talas.encoders import Encoder, load_config, load_tokenizer, resolve_model_path
 from talas.errors import CacheError
 from talas.legacy import is_legacy_path, read_legacy
 
-SETTINGS = ("teacher", "teacher_revision", "pooling", "normalize", "dtype", "max_length", "prompt", "dim")
+SETTINGS = ("teacher", "teacher_revision", "pooling", "normalize", "dtype", "max_length", "prompt", "dim", "end_token")
+# Why a last-token cache without a recorded end token is not served: its vectors may pool another token.
+UNRECORDED_END = ("built before TALAS recorded the token the teacher's texts end with; a Qwen3-Embedding cache of that "
+                  "time pooled the wrong token, a second end token appended after the tokenizer's own")
 LEGACY_SETTINGS = ("teacher", "pooling", "normalize")
 
 
@@ -64,8 +68,21 @@ def load_teacher(cfg, device: torch.device | None = None, **model_kwargs) -> Enc
     return teacher.to(device).eval().requires_grad_(False)
 
 
+def teacher_end_token(cfg) -> str:
+    """The token the teacher's Encoder ends every text with under last-token pooling ("" for mean/cls).
+
+    Reads the tokenizer only (no weights), and asks the Encoder itself, so the key follows whatever
+    end-token rule the Encoder applies.
+    """
+    if cfg.pooling_method != "last_token":
+        return ""
+    tokenizer = load_tokenizer(cfg.teacher_model_name)
+    return Encoder(torch.nn.Identity(), tokenizer, cfg.pooling_method, teacher_max_length(cfg), cfg.teacher_prompt).end_token()
+
+
 def cache_key(cfg, texts: Sequence[str]) -> CacheKey:
-    """The key the cache must have for this config and these texts (reads the teacher's config only)."""
+    """The key the cache must have for this config and these texts (reads the teacher's config, and its
+    tokenizer under last-token pooling)."""
     config = load_config(cfg.teacher_model_name)
     return CacheKey(
         teacher=normalize_model_id(cfg.teacher_model_name),
@@ -78,6 +95,7 @@ def cache_key(cfg, texts: Sequence[str]) -> CacheKey:
         dim=int(config.hidden_size),
         count=len(texts),
         texts_sha256=texts_fingerprint(texts),
+        end_token=teacher_end_token(cfg),
     )
 
 
@@ -91,9 +109,10 @@ def check_cache(cache: TeacherCache, key: CacheKey, texts: Sequence[str], anchor
     """(problems, rows): why the cache cannot serve these texts, and each text's cache row (-1 = absent)."""
     legacy = cache.manifest.get("coverage") == "anchors"
     expected = asdict(key)
-    found = {**cache.manifest, "teacher": normalize_model_id(str(cache.manifest.get("teacher")))}
+    found = {**KEY_DEFAULTS, **cache.manifest, "teacher": normalize_model_id(str(cache.manifest.get("teacher")))}
     problems = [
         f"{name}: {found.get(name)!r} → {expected[name]!r}"
+        + (f" (the cache was {UNRECORDED_END})" if name == "end_token" and "end_token" not in cache.manifest else "")
         for name in (LEGACY_SETTINGS if legacy else SETTINGS)
         if found.get(name) != expected[name]
     ]
@@ -134,7 +153,7 @@ def checked(cfg, cache: TeacherCache, key: CacheKey, texts: Sequence[str], log: 
         raise CacheError(message + " Pass --strict_cache false to rebuild only those from the teacher, or delete the file.")
     log(message + " Rebuilding only those from the teacher.")
     exact = cache.manifest["texts_sha256"] == key.texts_sha256
-    own_key = CacheKey(**{name: cache.manifest[name] for name in CacheKey.__dataclass_fields__})
+    own_key = CacheKey(**key_of(cache.manifest))
     return build_with(cfg, cache.path, texts if exact else cache.texts(), own_key, log, int(cache.manifest["chunk_size"])), True
 
 

@@ -181,6 +181,7 @@ def test_cli_list_verify_and_prune(tiny_qwen3, tmp_path, capsys):
     listing = capsys.readouterr().out.splitlines()
     assert len(listing) == 2 and "complete" in listing[0] and f"{len(TEXTS)} x 48" in listing[0]
     assert str(tiny_qwen3) in listing[0] and "2001-09-09" in listing[0] and f"{len(OTHER)} x 48" in listing[1]
+    assert all("last_token end token '<|endoftext|>'" in line for line in listing)
 
     assert main(cli(tiny_qwen3, tmp_path, "--verify")) == 0
     assert capsys.readouterr().out.count("ok ") == 2
