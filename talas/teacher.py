@@ -5,8 +5,9 @@
 ``ensure_cache`` reuses a cache whose key matches (teacher, revision, pooling, normalisation,
 dtype, max_length, prompt, dim and, under last-token pooling, the token the texts end with) and
 that holds every training text, looking at --cache_path and the keyed caches beside it
-(talas/cache_store.py); it checks the chunk checksums and rebuilds only chunks that fail. Otherwise it says which field changed and builds the right cache beside the old
-one, never over it (or fails under ``--strict_cache``). It loads the teacher only to build.
+(talas/cache_store.py); it checks the chunk checksums and rebuilds only chunks that fail.
+Otherwise it says which field changed and builds the right cache beside the old one, never over
+it (or fails under ``--strict_cache``). It loads the teacher only to build.
 """
 
 from __future__ import annotations
