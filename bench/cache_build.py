@@ -2,7 +2,7 @@
 
 Three ways to embed the bundled training texts with the same teacher (all-MiniLM-L6-v2), in
 one process, interleaved per repeat (rotating which goes first) so machine noise hits all alike:
-- ours:  talas.cache.build_cache (unique texts, length-sorted dynamic padding, inference mode,
+- ours:  talas.cache.build.build_cache (unique texts, length-sorted dynamic padding, inference mode,
          chunked resumable writes to a memory-mapped file);
 - naive: the reference implementation's way: every row in original order, padded to max_length,
          duplicates embedded again, vectors kept in a Python list and saved with torch.save;
@@ -37,7 +37,7 @@ def naive(teacher, rows: list[str], batch_size: int, path: str) -> None:
             feats = teacher.tokenizer(batch, padding="max_length", truncation=True, max_length=teacher.max_length, return_tensors="pt")
             feats = {k: v.to(teacher.device) for k, v in feats.items()}
             hidden = teacher.model(input_ids=feats["input_ids"], attention_mask=feats["attention_mask"]).last_hidden_state
-            from talas.encoders import pool
+            from talas.models.encoder import pool
 
             vectors.extend(pool(hidden, feats["attention_mask"], teacher.pooling).float().cpu())
     torch.save({"teacher_cls": vectors, "metadata": {"num_samples": len(vectors)}}, path)
@@ -67,10 +67,10 @@ def main() -> None:
 
     from dataclasses import replace
 
-    from talas.cache import build_cache
-    from talas.encoders import Encoder
+    from talas.cache.build import build_cache
+    from talas.models.encoder import Encoder
     from talas.methods.talas import TalasConfig
-    from talas.teacher import cache_key
+    from talas.cache.ensure import cache_key
 
     with open(TRAIN_TEXTS, encoding="utf-8") as handle:
         rows = [r["text"] for r in csv.DictReader(handle)]

@@ -25,7 +25,7 @@ OUT = os.path.join(HERE, "out")
 
 PROBE = r"""
 import json, os, sys, time
-from talas.cache_format import open_cache
+from talas.cache.format import open_cache
 kind, path = sys.argv[1], sys.argv[2]
 if kind == "cold":
     fd = os.open(path, os.O_RDONLY)
@@ -45,7 +45,7 @@ def write_file(rows: int, dim: int) -> str:
     import numpy as np
     import torch
 
-    from talas.cache import FORMAT, write_cache
+    from talas.cache.build import FORMAT, write_cache
 
     os.makedirs(OUT, exist_ok=True)
     path = os.path.join(OUT, f"check_{rows}x{dim}.safetensors")

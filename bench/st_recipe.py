@@ -69,8 +69,8 @@ def load_models(args: argparse.Namespace):
     from sentence_transformers import SentenceTransformer
     from torch import nn
 
-    from talas.encoders import keep_layers, set_dropout
-    from talas.export import st_modules
+    from talas.models.encoder import keep_layers, set_dropout
+    from talas.models.export import st_modules
 
     teacher = SentenceTransformer(minilm_path() if args.teacher == "minilm" else mpnet_path(), device=args.device)
     student = SentenceTransformer(minilm_path(), device=args.device)
@@ -91,7 +91,7 @@ def load_models(args: argparse.Namespace):
 
 
 def training_texts() -> list[str]:
-    from talas.data import load_training_data
+    from talas.data.examples import load_training_data
 
     return load_training_data(TRAIN_TEXTS, text_column="text").anchors
 
@@ -101,7 +101,7 @@ def teacher_dataset(teacher, texts: list[str], cache_path: str | None = None):
     from datasets import Dataset
 
     if cache_path:
-        from talas.cache_format import open_cache
+        from talas.cache.format import open_cache
 
         cache = open_cache(cache_path)
         labels = cache.gather(cache.rows_for(texts)).float().numpy()

@@ -56,12 +56,12 @@ def timed(fn, *args):
 
 
 def main() -> None:
-    from talas.batching import PairCollator, epoch_batches, to_device
-    from talas.data import load_from_config
-    from talas.encoders import Encoder
+    from talas.train.batching import PairCollator, epoch_batches, to_device
+    from talas.data.examples import load_from_config
+    from talas.models.encoder import Encoder
     from talas.methods.talas import TalasConfig, TalasMethod
-    from talas.provision import OnlineTeacher, TeacherNeeds, builtin_aligners, provide
-    from talas.teacher import pick_device
+    from talas.teacher.provision import OnlineTeacher, TeacherNeeds, builtin_aligners, provide
+    from talas.cache.ensure import pick_device
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=2000, help="training texts used (the cache covers these)")

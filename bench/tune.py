@@ -70,7 +70,7 @@ def main(argv: list[str]) -> None:
     from sentence_transformers import SentenceTransformer
 
     from talas.cli import resolve
-    from talas.train import train
+    from talas.train.loop import train
 
     student = minilm_path()
     teacher, cache_name = (student, "cache_minilm_l6") if args.teacher == "minilm" else (mpnet_path(), "cache_mpnet")

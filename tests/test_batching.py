@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from talas.batching import PairCollator, epoch_batches, example_lengths
-from talas.data import TrainingData
+from talas.train.batching import PairCollator, epoch_batches, example_lengths
+from talas.data.examples import TrainingData
 
 
 def test_epoch_order_is_a_function_of_seed_and_epoch_only():
@@ -79,7 +79,7 @@ def test_example_lengths():
 
 @pytest.mark.parametrize("kind", ["pair", "single"])
 def test_collator_gathers_teacher_rows(kind, tmp_path):
-    from talas.cache import write_cache
+    from talas.cache.build import write_cache
 
     data = make_data(kind)
     unique = data.unique_texts()

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from talas.cache import build_cache, open_cache, texts_fingerprint
-from talas.encoders import Encoder
+from talas.cache.build import build_cache, open_cache, texts_fingerprint
+from talas.models.encoder import Encoder
 from talas.errors import CacheError
-from talas.legacy import convert_legacy, read_legacy
+from talas.cache.legacy import convert_legacy, read_legacy
 from talas.methods.talas import TalasConfig
-from talas.teacher import cache_key, ensure_cache
+from talas.cache.ensure import cache_key, ensure_cache
 
 TEXTS = [f"sentence number {i} about {w}" for i, w in enumerate(["cats", "dogs", "the park", "a plane", "money"] * 7)]
 
@@ -80,12 +80,12 @@ def test_normalized_cache(tiny_qwen3, tmp_path):
 def test_valid_cache_is_reused_without_loading_the_teacher(tiny_qwen3, tmp_path, monkeypatch):
     cfg = config(tiny_qwen3, tmp_path)
     ensure_cache(cfg, TEXTS, TEXTS, log=quiet)
-    import talas.encoders
+    import talas.models.encoder
 
     def refuse(*args, **kwargs):
         raise AssertionError("the teacher was loaded although the cache is valid")
 
-    monkeypatch.setattr(talas.encoders, "load_model", refuse)
+    monkeypatch.setattr(talas.models.encoder, "load_model", refuse)
     messages = []
     cache, _ = ensure_cache(cfg, TEXTS, TEXTS, log=messages.append)
     assert "Found valid teacher cache" in messages[0]
@@ -227,9 +227,9 @@ def test_seed_format_pt_cache_is_read_and_converted(tiny_qwen3, tmp_path, monkey
     assert legacy.count == 6 and torch.allclose(legacy.gather(np.arange(6)), vectors[:6])
 
     cfg = config(tiny_qwen3, tmp_path, cache_path=str(legacy_path))
-    import talas.encoders
+    import talas.models.encoder
 
-    monkeypatch.setattr(talas.encoders, "load_model", lambda *a, **k: pytest.fail("teacher loaded"))
+    monkeypatch.setattr(talas.models.encoder, "load_model", lambda *a, **k: pytest.fail("teacher loaded"))
     texts = anchors[:6] + ["a positive text"]
     messages = []
     cache, rows = ensure_cache(cfg, texts, anchors, log=messages.append)

@@ -14,11 +14,11 @@ from test_cache import TEXTS, config  # the same texts and tiny-teacher cache co
 from test_cache_integrity import overwrite_rows
 from test_encoders import save_bpe
 
-from talas.cache import build_cache, write_cache
-from talas.cache_store import claim_target, describe, format_listing, keyed_path
-from talas.encoders import Encoder
+from talas.cache.build import build_cache, write_cache
+from talas.cache.store import claim_target, describe, format_listing, keyed_path
+from talas.models.encoder import Encoder
 from talas.errors import CacheError
-from talas.teacher import cache_key, ensure_cache, teacher_end_token
+from talas.cache.ensure import cache_key, ensure_cache, teacher_end_token
 
 
 def reference(cfg):
@@ -31,12 +31,12 @@ def old_manifest(key) -> dict:
 
 
 def refuse_teacher(monkeypatch):
-    import talas.encoders
+    import talas.models.encoder
 
     def refuse(*args, **kwargs):
         raise AssertionError("the teacher was loaded although the cache is valid")
 
-    monkeypatch.setattr(talas.encoders, "load_model", refuse)
+    monkeypatch.setattr(talas.models.encoder, "load_model", refuse)
 
 
 def test_last_token_key_records_the_end_token_the_encoder_feeds(tiny_qwen3, tmp_path):

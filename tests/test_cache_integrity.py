@@ -10,13 +10,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from talas.cache import build_cache, open_cache
-from talas.cache_format import DTYPES
+from talas.cache.build import build_cache, open_cache
+from talas.cache.format import DTYPES
 from talas.cli import main
-from talas.encoders import Encoder
+from talas.models.encoder import Encoder
 from talas.errors import CacheError
 from talas.methods.talas import TalasConfig
-from talas.teacher import cache_key, ensure_cache
+from talas.cache.ensure import cache_key, ensure_cache
 
 TEXTS = [f"sentence number {i} about {w}" for i, w in enumerate(["cats", "dogs", "the park", "a plane", "money"] * 8)]
 # Chunks group rows by text length (longest first, ties in row order): ORDER[8 * c : 8 * c + 8] is chunk c.

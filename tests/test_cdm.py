@@ -1,4 +1,4 @@
-"""CDM: its pure loss terms (talas/losses.py, CDM section) on hand-computed values; the aligner
+"""CDM: its pure loss terms (talas/losses/functions.py, CDM section) on hand-computed values; the aligner
 (entropy-weighted DTW over hand-made WordPiece/BPE token strings, specials, one-sided truncation);
 the weight pass (padding, batching, MLM head or pseudo-logits); the vectorised group averaging
 against a loop; clear errors; end to end through the CLI with resume and export.
@@ -16,10 +16,10 @@ import torch
 from e2e_helpers import check_export, check_resume, in_texts_dir, launcher_flags, online_command
 
 from talas import cli
-from talas.align import dtw_groups, token_view
-from talas.batching import flatten_groups, pack_alignment
+from talas.align.tokens import dtw_groups, token_view
+from talas.train.batching import flatten_groups, pack_alignment
 from talas.errors import ConfigError, TrainingError
-from talas.losses import GROUP_LOSSES, cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
+from talas.losses.functions import GROUP_LOSSES, cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
 from talas.methods import cdm
 from talas.methods.cdm import CdmConfig, CdmMethod, EntropyDTW, entropy_weights
 
@@ -226,11 +226,11 @@ def _config(tiny_bert, tiny_qwen3, **extra):
 
 
 def test_forward_matches_a_loop_over_groups_on_a_real_batch(texts, tiny_bert, tiny_qwen3, capsys):
-    from talas.batching import PairCollator
-    from talas.data import load_from_config
-    from talas.encoders import Encoder
-    from talas.provision import OnlineTeacher
-    from talas.teacher import load_teacher
+    from talas.train.batching import PairCollator
+    from talas.data.examples import load_from_config
+    from talas.models.encoder import Encoder
+    from talas.teacher.provision import OnlineTeacher
+    from talas.cache.ensure import load_teacher
 
     cfg = _config(tiny_bert, tiny_qwen3)
     aligners = CdmMethod.aligners(cfg)
@@ -269,7 +269,7 @@ def test_token_weight_choices(texts, tiny_bert, tiny_qwen3, capsys):
 
 
 def test_projection_trains_at_its_own_learning_rate(tiny_bert):
-    from talas.encoders import Encoder
+    from talas.models.encoder import Encoder
 
     method = CdmMethod(CdmConfig(learning_rate=5e-5), Encoder.load(str(tiny_bert), "mean", 24), 48)
     own = [g for g in method.param_groups() if g.get("lr") == 1e-3]
@@ -293,7 +293,7 @@ def command(student, teacher, save_dir, *extra):
 
 
 def test_cli_trains_logs_every_term_resumes_and_exports(texts, tiny_bert, tiny_qwen3):
-    from talas.encoders import Encoder
+    from talas.models.encoder import Encoder
 
     args = ("--save_steps", "1", "--save_total_limit", "0")
     assert cli.main(command(tiny_bert, tiny_qwen3, "full", *args)) == 0

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from talas import cli
-from talas.run_summary import SUMMARY_FILE
+from talas.train.meter import SUMMARY_FILE
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_train import SENTENCES, seed_command  # noqa: E402

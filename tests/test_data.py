@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from talas.data import load_training_data
+from talas.data.examples import load_training_data
 from talas.errors import ConfigError, DataError
 
 TRAIN = Path(__file__).resolve().parent.parent / "data" / "train"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from talas import cli
-from talas.encoders import Encoder, set_dropout
+from talas.models.encoder import Encoder, set_dropout
 from talas.errors import ConfigError
 
 TEXTS = ["a man plays a guitar", "the cat sleeps", "stocks fell sharply today", "how do i reset my pin"]

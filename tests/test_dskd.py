@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from talas import cli
-from talas.encoders import Encoder, EncoderOutput
-from talas.losses import cross_attend, similarity_kl, std_scaled
+from talas.models.encoder import Encoder, EncoderOutput
+from talas.losses.functions import cross_attend, similarity_kl, std_scaled
 from talas.methods.dskd import DskdConfig, DskdMethod
-from talas.provision import OnlineTeacher
+from talas.teacher.provision import OnlineTeacher
 
 sys.path.insert(0, os.path.dirname(__file__))
 from e2e_helpers import check_export, check_resume, launcher_flags, seed_config, write_texts  # noqa: E402
@@ -242,8 +242,8 @@ def test_a_few_steps_on_a_fixed_batch_lower_every_dskd_term(real_batch):
 
 
 def test_ridge_start_fits_the_carrying_projectors_to_the_untrained_models(real_batch, tiny_qwen3):
-    from talas.provision import TeacherSupply
-    from talas.ridge import ridge_fit
+    from talas.teacher.provision import TeacherSupply
+    from talas.models.projection import ridge_fit
 
     cfg, student, _ = real_batch
     cfg = DskdConfig(**{**cfg.__dict__, "projector_init": "ridge", "projector_init_texts": 10})

@@ -13,10 +13,10 @@ import torch
 from e2e_helpers import check_export, check_resume, in_texts_dir, launcher_flags, online_command
 
 from talas import cli
-from talas.align import TokenView
-from talas.encoders import Encoder
+from talas.align.tokens import TokenView
+from talas.models.encoder import Encoder
 from talas.errors import ConfigError
-from talas.losses import emo_importance, emo_masses, emo_top_m, linear_cka, sinkhorn
+from talas.losses.functions import emo_importance, emo_masses, emo_top_m, linear_cka, sinkhorn
 from talas.methods import get_method
 from talas.methods.emo import EmoConfig, EmoMethod, content_positions, layer_map
 
@@ -366,7 +366,7 @@ def test_registered_and_seed_style_config():
 
 
 def test_softmax_cost_is_blind_to_a_texts_mean_teacher_state_and_cosine_is_not():
-    from talas.losses import emo_ot_cost
+    from talas.losses.functions import emo_ot_cost
 
     g = torch.Generator().manual_seed(0)
     student, teacher = torch.randn(2, 3, 4, generator=g), torch.randn(2, 5, 4, generator=g)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from tiny_models import CORPUS  # noqa: E402  (tests/ is on sys.path: conftest.py)
 
-from talas.encoders import Encoder, load_tokenizer, tokenizer_appends_eos
+from talas.models.encoder import Encoder, load_tokenizer, tokenizer_appends_eos
 
 SPECIALS = ["<|endoftext|>", "<|im_end|>", "<|bos|>"]
 

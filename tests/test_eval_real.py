@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from talas.evaluate import evaluate, load_tasks
+from talas.eval.evaluate import evaluate, load_tasks
 
 
 @pytest.mark.slow

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from talas import metrics
+from talas.eval import metrics
 from talas.errors import ConfigError, DataError, ModelError
-from talas.eval_cli import main
-from talas.evaluate import evaluate, load_tasks
+from talas.cli.eval import main
+from talas.eval.evaluate import evaluate, load_tasks
 
 # --- metrics: values worked out by hand -------------------------------------------------------
 
@@ -299,7 +299,7 @@ def test_eval_cli_runs_a_user_task_file_and_writes_json_and_markdown(tmp_path, t
     assert run["max_length"] == 128  # the default 256 cut to the tiny model's position table
     assert set(run["results"]["tasks"]) == {"my-sts", "my-pairs", "my-intents"}
     # pair classification recomputed from the model's own vectors: threshold from validation, accuracy on test
-    from talas.encoders import Encoder
+    from talas.models.encoder import Encoder
 
     encoder = Encoder.load(str(tiny_bert), "mean", 128)
 

@@ -16,10 +16,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from talas.cache import open_cache
-from talas.encoders import Encoder
+from talas.cache.build import open_cache
+from talas.models.encoder import Encoder
 from talas.methods.talas import TalasConfig
-from talas.teacher import ensure_cache
+from talas.cache.ensure import ensure_cache
 
 TEXTS = [f"sentence number {i} about {w}" for i, w in enumerate(["cats", "dogs", "the park", "a plane", "money"] * 8)]
 CHUNKS = 5  # 40 texts in chunks of 8

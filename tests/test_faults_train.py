@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from test_train import seed_command, write_nli
 
 from talas import cli
-from talas.checkpoint import list_checkpoints
+from talas.train.checkpoint import list_checkpoints
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 12 examples, batch 4, 2 epochs: 6 optimiser steps, a checkpoint after each, the newest 2 kept.

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from talas.encoders import pool
-from talas.losses import (
+from talas.models.encoder import pool
+from talas.losses.functions import (
     cosine_distance,
     group_mean,
     info_nce,

@@ -26,12 +26,12 @@ def test_every_mutation_applies_and_names_existing_tests(mutation):
 
 def test_a_surviving_or_stale_mutation_fails_the_check(monkeypatch, capsys):
     test = ("tests/test_tables.py::test_jsonl_strings_may_hold_unicode_line_separators",)
-    harmless = check.Mutation("harmless", "nothing", "talas/tables.py", "def json_text(", "def json_text(", test)
+    harmless = check.Mutation("harmless", "nothing", "talas/data/tables.py", "def json_text(", "def json_text(", test)
     monkeypatch.setattr(check, "MUTATIONS", [harmless])
     assert check.main(["--skip_baseline"]) == 1
     assert "| survived |" in capsys.readouterr().out
-    stale = check.Mutation("stale", "nothing", "talas/tables.py", "text no longer in the file", "x", test)
+    stale = check.Mutation("stale", "nothing", "talas/data/tables.py", "text no longer in the file", "x", test)
     monkeypatch.setattr(check, "MUTATIONS", [stale])
     assert check.main([]) == 1
-    assert "old text found 0 times in talas/tables.py" in capsys.readouterr().err
+    assert "old text found 0 times in talas/data/tables.py" in capsys.readouterr().err
     assert check.main(["--only", "nope"]) == 2

@@ -9,7 +9,7 @@ import pytest
 from test_train import refuse_teacher, seed_command, write_nli
 
 from talas import cli
-from talas.config import Range, build_parser, check_options, resolve_config
+from talas.config.schema import Range, build_parser, check_options, resolve_config
 from talas.errors import ConfigError
 from talas.methods.stella import StellaConfig
 from talas.methods.talas import TalasConfig
@@ -183,7 +183,7 @@ SHIPPED_CONFIGS = sorted(
 @pytest.mark.parametrize("path", SHIPPED_CONFIGS)
 def test_every_shipped_config_file_resolves_for_its_method(path):
     # A misspelt key or an out-of-range value in a file we ship is an error the user would meet first.
-    from talas.config import load_config_file
+    from talas.config.schema import load_config_file
     from talas.methods import get_method
 
     values = load_config_file(os.path.join(ROOT, path))

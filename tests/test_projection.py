@@ -7,7 +7,7 @@ from sentence_transformers import SentenceTransformer
 from tiny_models import CORPUS
 
 from talas import cli
-from talas.encoders import Encoder
+from talas.models.encoder import Encoder
 
 HELD_BACK = ["a dog sleeps on the mat", "my pin was declined today", "a man is slicing a guitar", "children run to the plane"]
 
@@ -97,7 +97,7 @@ def test_contrastive_term_to_the_teacher_is_logged_and_distils_relations(texts_f
 
 
 def test_ridge_fit_recovers_an_exact_linear_map_and_shrinks_with_alpha():
-    from talas.ridge import ridge_fit
+    from talas.models.projection import ridge_fit
 
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(200, 5, generator=generator)
@@ -130,8 +130,8 @@ def test_ridge_start_of_a_token_state_projection(name, direction, tiny_bert, tin
     # CDM's and EMO's P carry token states from one model's space into the other's; the ridge start fits it
     # between the teacher's mean last-layer states and the untrained student's mean states.
     from talas.methods import get_method
-    from talas.provision import provide
-    from talas.ridge import ridge_fit
+    from talas.teacher.provision import provide
+    from talas.models.projection import ridge_fit
 
     method_cls = get_method(name)
     texts = sorted(set(CORPUS))

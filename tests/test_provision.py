@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from talas.batching import PairCollator, flatten_groups, pack_alignment, to_device
-from talas.data import TrainingData
-from talas.encoders import Encoder
+from talas.train.batching import PairCollator, flatten_groups, pack_alignment, to_device
+from talas.data.examples import TrainingData
+from talas.models.encoder import Encoder
 from talas.errors import ConfigError, ModelError
 from talas.methods.talas import TalasConfig, TalasMethod
-from talas.provision import OnlineTeacher, TeacherNeeds, provide
+from talas.teacher.provision import OnlineTeacher, TeacherNeeds, provide
 
 TEXTS = ["a man is playing a guitar", "the cat sits", "my card payment was declined today, sadly", "hi"]
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talas import metrics
+from talas.eval import metrics
 from talas.cli import main as cli_main
 from talas.errors import ConfigError, DataError, ModelError
-from talas.eval_cli import main as eval_main
-from talas.evaluate import evaluate, load_tasks
+from talas.cli.eval import main as eval_main
+from talas.eval.evaluate import evaluate, load_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -283,7 +283,7 @@ def run_eval(tmp_path, *args) -> tuple[int, dict]:
 def test_student_queries_against_a_teacher_corpus(tmp_path, models, capsys):
     from sentence_transformers import SentenceTransformer
 
-    from talas.encoders import Encoder
+    from talas.models.encoder import Encoder
 
     tasks = retrieval_files(tmp_path / "data")
     rc, report = run_eval(tmp_path, "--tasks", tasks, "--model", models["student"], "--query_model", models["student"],
@@ -371,7 +371,7 @@ def test_a_cache_of_other_vectors_is_refused(tmp_path, models, capsys):
 def test_router_export_round_trip(tmp_path, models, capsys):
     from sentence_transformers import SentenceTransformer
 
-    from talas.encoders import Encoder
+    from talas.models.encoder import Encoder
 
     out = tmp_path / "router"
     assert cli_main(["router", "--query_model", models["student"], "--document_model", models["teacher"],

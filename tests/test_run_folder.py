@@ -15,7 +15,7 @@ from test_evaluate import user_task_file
 from test_train import seed_command, write_nli
 
 from talas import cli
-from talas.checkpoint import RECORD_FILE, RunFolder, list_checkpoints
+from talas.train.checkpoint import RECORD_FILE, RunFolder, list_checkpoints
 
 CACHE = ("--cache_path", "cache/c.safetensors")
 

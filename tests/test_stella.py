@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from talas import cli
-from talas.losses import cosine_distance, relative_similarity_loss, similarity_mse
+from talas.losses.functions import cosine_distance, relative_similarity_loss, similarity_mse
 from talas.methods.stella import StellaConfig, StellaMethod
-from talas.provision import distinct_rows
+from talas.teacher.provision import distinct_rows
 
 sys.path.insert(0, os.path.dirname(__file__))
 from e2e_helpers import launcher_flags, seed_config  # noqa: E402
@@ -133,7 +133,7 @@ def test_distinct_rows_keeps_the_first_copy_of_each_text_with_a_teacher_vector()
 
 
 def make_method(tiny_bert, dims, w_task=0.0, teacher_dim=48):
-    from talas.encoders import Encoder
+    from talas.models.encoder import Encoder
 
     cfg = StellaConfig(student_model_name=str(tiny_bert), max_length=32, matryoshka_dims=dims, w_task=w_task)
     return StellaMethod(cfg, Encoder.load(str(tiny_bert), "mean", 32), teacher_dim)

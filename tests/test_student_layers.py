@@ -9,7 +9,7 @@ from test_train import seed_command
 from tiny_models import build_bert
 
 from talas import cli
-from talas.encoders import keep_layers, layer_list, load_model
+from talas.models.encoder import keep_layers, layer_list, load_model
 from talas.errors import ConfigError
 
 

@@ -1,8 +1,8 @@
-"""The shared table reader (talas.tables): line handling of JSON-lines files."""
+"""The shared table reader (talas.data.tables): line handling of JSON-lines files."""
 
 import json
 
-from talas.tables import read_table
+from talas.data.tables import read_table
 
 
 def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):

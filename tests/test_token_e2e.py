@@ -12,11 +12,11 @@ from e2e_helpers import check_export, check_resume, in_texts_dir, online_command
 from torch import nn
 
 from talas import cli
-from talas.config import TrainConfig
-from talas.encoders import Encoder
+from talas.config.schema import TrainConfig
+from talas.models.encoder import Encoder
 from talas.methods import METHODS
 from talas.methods.base import Method
-from talas.provision import TeacherNeeds
+from talas.teacher.provision import TeacherNeeds
 
 
 @dataclass

@@ -12,7 +12,7 @@ import torch
 from e2e_helpers import launcher_flags, seed_config
 
 from talas import cli
-from talas.config import build_parser
+from talas.config.schema import build_parser
 from talas.methods.talas import TalasConfig, TalasMethod
 
 SENTENCES = [
@@ -49,16 +49,16 @@ def workdir(tmp_path, monkeypatch):
 
 def refuse_teacher(monkeypatch, teacher):
     """Make loading the teacher's weights an error; the student still loads."""
-    import talas.encoders
+    import talas.models.encoder
 
-    real = talas.encoders.load_model
+    real = talas.models.encoder.load_model
 
     def guarded(name, *args, **kwargs):
         if os.path.abspath(name) == os.path.abspath(teacher):
             raise AssertionError("the teacher was loaded although a valid cache exists")
         return real(name, *args, **kwargs)
 
-    monkeypatch.setattr(talas.encoders, "load_model", guarded)
+    monkeypatch.setattr(talas.models.encoder, "load_model", guarded)
 
 
 def test_seed_command_builds_cache_then_reuses_it_and_exports(workdir, tiny_bert, tiny_qwen3, capsys, monkeypatch):
@@ -82,7 +82,7 @@ def test_seed_command_builds_cache_then_reuses_it_and_exports(workdir, tiny_bert
     # The exported folder reproduces the trained student (from its last checkpoint) in sentence-transformers.
     from sentence_transformers import SentenceTransformer
 
-    from talas.encoders import Encoder
+    from talas.models.encoder import Encoder
 
     cfg = TalasConfig(student_model_name=str(tiny_bert), max_length=32)
     student = Encoder.load(str(tiny_bert), "last_token", 32)
@@ -116,7 +116,7 @@ def test_online_teacher_mode_and_single_text_data(workdir, tiny_bert, tiny_qwen3
 
 
 def test_config_file_then_flags_override(workdir, tiny_bert, tiny_qwen3):
-    from talas.config import resolve_config
+    from talas.config.schema import resolve_config
 
     (workdir / "c.yaml").write_text("batch_size: 16\nlearning_rate: 1.0e-4\nkd_both_sides: false\n")
     cfg = resolve_config(TalasConfig, ["--config", "c.yaml", "--learning_rate", "3e-5"])

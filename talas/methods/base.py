@@ -25,9 +25,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from talas.encoders import Encoder
-from talas.losses import info_nce
-from talas.provision import Aligner, TeacherNeeds, builtin_aligners
+from talas.models.encoder import Encoder
+from talas.losses.functions import info_nce
+from talas.teacher.provision import Aligner, TeacherNeeds, builtin_aligners
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@
 Each text is aligned once, before training: every token gets a weight from the entropy of its
 model's own token distribution, w = floor(3 + 3·sigmoid(4·Ĥ − 2)) ∈ {3, 4, 5} (Ĥ min–max
 normalised over the text), and a weighted DTW over the two token strings (cost
-edit_distance · w_S · w_T, talas.align.dtw_groups) cuts them into aligned groups. Each step:
+edit_distance · w_S · w_T, talas.align.tokens.dtw_groups) cuts them into aligned groups. Each step:
 h̄ = token states averaged within each group (student: last layer; teacher: ``--teacher_layer``),
 P = Linear(d_T → d_S) trained with the student at its own lr (``--projection_lr`` 1e-3) and not exported,
 L_cdm = mean over groups ‖n(P(h̄^T)) − n(h̄^S)‖²,
@@ -42,7 +42,7 @@ Choices and deviations (measured in BENCHMARKS.md, "CDM"):
   student_to_teacher`` carries the student's group states into the teacher's space (P: d_S → d_T)
   and compares them with the teacher's own: the published direction fits P(h_T) to the student, so
   the target follows the student and drifts with it, where the teacher's own states cannot;
-  ``--projection_init ridge`` fits P between the untrained models' mean states (talas.ridge);
+  ``--projection_init ridge`` fits P between the untrained models' mean states (talas.models.projection);
   ``--group_loss relative`` compares the states unnormalised (see losses.cdm_group_mse): per-group
   normalisation hides the text's mean state, which with one-to-one groups is the sentence vector.
 - L_cdm is the squared distance per group (= 2(1 − cos)), as TALAS's KD term; the mean over
@@ -60,9 +60,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from talas.align import TokenView, aligned_positions, dtw_groups, token_view
-from talas.config import option
-from talas.encoders import (
+from talas.align.tokens import TokenView, aligned_positions, dtw_groups, token_view
+from talas.config.schema import option
+from talas.models.encoder import (
     Encoder,
     LayerChoice,
     keep_layers,
@@ -72,10 +72,10 @@ from talas.encoders import (
     resolve_model_path,
 )
 from talas.errors import ConfigError, TrainingError
-from talas.losses import GROUP_LOSSES, cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
+from talas.losses.functions import GROUP_LOSSES, cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
 from talas.methods.base import Method
-from talas.provision import Group, TeacherNeeds
-from talas.ridge import ProjectionConfig, fit_mean_states, projection_for
+from talas.teacher.provision import Group, TeacherNeeds
+from talas.models.projection import ProjectionConfig, fit_mean_states, projection_for
 
 ALIGNMENT = "cdm"
 TOKEN_WEIGHTS = ("both", "teacher", "none")
@@ -131,7 +131,7 @@ class EntropyDTW:
 
 
 def views(text: str, student_enc, teacher_enc, student: Encoder, teacher: Encoder, lowercase: bool) -> tuple[TokenView, TokenView]:
-    """A text's two TokenViews, built exactly as the collator builds them (talas.batching.PairCollator.align)."""
+    """A text's two TokenViews, built exactly as the collator builds them (talas.train.batching.PairCollator.align)."""
     return tuple(
         token_view(text, list(enc.tokens), None if enc.offsets is None else list(enc.offsets), list(enc.special),
                    lowercase=lowercase, prompt_chars=len(encoder.prompt))
@@ -201,8 +201,8 @@ def entropy_weight_table(cfg: CdmConfig, log=print) -> WeightTable:
     Tokenizes as the training run does (same Encoder settings: max_length, prompt, appended EOS);
     loads the models only when some text needs weights.
     """
-    from talas.data import load_from_config
-    from talas.teacher import load_teacher, pick_device, teacher_max_length
+    from talas.data.examples import load_from_config
+    from talas.cache.ensure import load_teacher, pick_device, teacher_max_length
 
     texts = load_from_config(cfg).unique_texts()
     student = Encoder(nn.Identity(), load_tokenizer(cfg.student_model_name), cfg.student_pooling, cfg.max_length)
@@ -269,7 +269,7 @@ class CdmMethod(Method):
         return {ALIGNMENT: EntropyDTW(table)}
 
     def initialise(self, supply, texts: list[str], log) -> None:
-        """``--projection_init ridge``: start P from a ridge fit (talas.ridge.fit_mean_states)."""
+        """``--projection_init ridge``: start P from a ridge fit (talas.models.projection.fit_mean_states)."""
         if self.projection is None or self.cfg.projection_init != "ridge":
             return
         cfg = self.cfg

@@ -53,13 +53,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from talas.config import TrainConfig, option
-from talas.encoders import load_config, pool
+from talas.config.schema import TrainConfig, option
+from talas.models.encoder import load_config, pool
 from talas.errors import ConfigError
-from talas.losses import cosine_distance, cross_attend, normalized_mse, similarity_kl, std_scaled
+from talas.losses.functions import cosine_distance, cross_attend, normalized_mse, similarity_kl, std_scaled
 from talas.methods.base import Method
-from talas.provision import TeacherNeeds, distinct_rows
-from talas.ridge import fit_linear, sample_online_states, sample_rows
+from talas.teacher.provision import TeacherNeeds, distinct_rows
+from talas.models.projection import fit_linear, sample_online_states, sample_rows
 
 ALIGN_LOSSES = {"cosine": cosine_distance, "mse": normalized_mse}
 

@@ -5,7 +5,7 @@
 Truong et al., "EMO: Embedding Model Distillation via Intra-Model Relation and Optimal Transport
 Alignments". For each text, with the teacher run online (eager attention) on the same batch:
 
-- MinED map: reciprocal minimum-edit-distance pairs of student and teacher tokens (talas.align).
+- MinED map: reciprocal minimum-edit-distance pairs of student and teacher tokens (talas.align.tokens).
 - Importance of a teacher token: the attention it receives in the teacher's last layer (head mean,
   summed over the real queries); special tokens, stop words, digits (and, our addition, pieces
   without a letter or digit: punctuation, which sinks attention like [SEP]) are excluded.
@@ -33,7 +33,7 @@ Options not in the paper (off by default; measured in BENCHMARKS.md, "EMO"): ``-
 (C = 1 − cos(h^S, P(h^T)); the softmax of the published cost ignores what all of a text's logits
 share, so that cost is blind to the text's mean teacher state, the sentence vector of a mean-pooling
 teacher), ``--projection student_to_teacher`` (P: d_S → d_T on the student's side, so the teacher's
-states are the fixed target) and ``--projection_init ridge`` (P fitted between mean states, talas.ridge).
+states are the fixed target) and ``--projection_init ridge`` (P fitted between mean states, talas.models.projection).
 """
 
 from __future__ import annotations
@@ -43,13 +43,13 @@ from dataclasses import dataclass
 
 import torch
 
-from talas.align import TokenView
-from talas.config import option
+from talas.align.tokens import TokenView
+from talas.config.schema import option
 from talas.errors import ConfigError
-from talas.losses import emo_importance, emo_masses, emo_ot_cost, emo_top_m, linear_cka, sinkhorn
+from talas.losses.functions import emo_importance, emo_masses, emo_ot_cost, emo_top_m, linear_cka, sinkhorn
 from talas.methods.base import Method
-from talas.provision import Aligner, Group, TeacherNeeds, mined_groups
-from talas.ridge import ProjectionConfig, fit_mean_states, projection_for
+from talas.teacher.provision import Aligner, Group, TeacherNeeds, mined_groups
+from talas.models.projection import ProjectionConfig, fit_mean_states, projection_for
 
 
 @dataclass
@@ -121,7 +121,7 @@ def layer_map(student_layers: int, teacher_layers: int, count: int) -> list[tupl
 
 def model_layers(cfg: EmoConfig) -> tuple[int, int]:
     """(student layers as trained, teacher layers), from the configs alone (no weights)."""
-    from talas.encoders import load_config
+    from talas.models.encoder import load_config
 
     student = int(load_config(cfg.student_model_name).num_hidden_layers)
     kept = len(cfg.student_layers) or min(cfg.student_num_layers or student, student)
@@ -179,7 +179,7 @@ class EmoMethod(Method):
         return {"mined": mined_groups, "content": content}
 
     def initialise(self, supply, texts: list[str], log) -> None:
-        """``--projection_init ridge``: start P from a ridge fit (talas.ridge.fit_mean_states)."""
+        """``--projection_init ridge``: start P from a ridge fit (talas.models.projection.fit_mean_states)."""
         if self.projection is None or self.cfg.projection_init != "ridge" or self.cfg.w_ot == 0:
             return
         cfg = self.cfg

@@ -44,12 +44,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from talas.config import CacheConfig, option
-from talas.encoders import layer_list, load_config
+from talas.config.schema import CacheConfig, option
+from talas.models.encoder import layer_list, load_config
 from talas.errors import ConfigError
-from talas.losses import cosine_distance, relative_similarity_loss, similarity_mse
+from talas.losses.functions import cosine_distance, relative_similarity_loss, similarity_mse
 from talas.methods.base import Method, Stage
-from talas.provision import distinct_rows
+from talas.teacher.provision import distinct_rows
 
 
 @dataclass
@@ -168,6 +168,6 @@ class StellaMethod(Method):
         return nn.functional.linear(vectors, self.fc.weight[:width], self.fc.bias[:width]).float().cpu()
 
     def export_modules(self) -> list[nn.Module]:
-        from talas.export import dense_module
+        from talas.models.export import dense_module
 
         return [dense_module(self.fc, self.cfg.export_dim or self.teacher_dim)]

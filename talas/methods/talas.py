@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from talas.config import CacheConfig, option
+from talas.config.schema import CacheConfig, option
 from talas.errors import ConfigError
-from talas.losses import cosine_distance, info_nce, normalized_mse, normalized_mse_elementwise
+from talas.losses.functions import cosine_distance, info_nce, normalized_mse, normalized_mse_elementwise
 from talas.methods.base import Method
-from talas.ridge import fit_linear, sample_rows
+from talas.models.projection import fit_linear, sample_rows
 
 
 @dataclass
@@ -111,7 +111,7 @@ class TalasMethod(Method):
         return vectors
 
     def export_modules(self) -> list[nn.Module]:
-        from talas.export import dense_module
+        from talas.models.export import dense_module
 
         return [dense_module(self.projection)] if self.exports_projection() else []
 

@@ -1,0 +1,210 @@
+"""Teacher vectors from the cache (built here if needed), and loading the teacher (the online teacher: talas/teacher/provision.py).
+
+    cache, rows = ensure_cache(cfg, data.unique_texts(), anchors=data.anchors)
+
+``ensure_cache`` reuses a cache whose key matches (teacher, revision, pooling, normalisation,
+dtype, max_length, prompt, dim and, under last-token pooling, the token the texts end with) and
+that holds every training text, looking at --cache_path and the keyed caches beside it
+(talas/cache/store.py); it checks the chunk checksums and rebuilds only chunks that fail.
+Otherwise it says which field changed and builds the right cache beside the old one, never over
+it (or fails under ``--strict_cache``). It loads the teacher only to build.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+
+import numpy as np
+import torch
+
+from talas.cache.build import (
+    CacheKey,
+    TeacherCache,
+    build_cache,
+    dist_info,
+    from_rank0,
+    key_of,
+    open_cache,
+    prepare_folder,
+    teacher_revision,
+    texts_fingerprint,
+)
+from talas.cache.format import FORMAT, KEY_DEFAULTS
+from talas.cache.store import claim_target, describe_bad, file_format, normalize_model_id, store_files
+from talas.models.encoder import Encoder, load_config, load_tokenizer, resolve_model_path
+from talas.errors import CacheError
+from talas.cache.legacy import is_legacy_path, read_legacy
+
+SETTINGS = ("teacher", "teacher_revision", "pooling", "normalize", "dtype", "max_length", "prompt", "dim", "end_token")
+# Why a last-token cache without a recorded end token is not served: its vectors may pool another token.
+UNRECORDED_END = ("built before TALAS recorded the token the teacher's texts end with; a Qwen3-Embedding cache of that "
+                  "time pooled the wrong token, a second end token appended after the tokenizer's own")
+LEGACY_SETTINGS = ("teacher", "pooling", "normalize")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def teacher_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, name)
+
+
+def teacher_max_length(cfg) -> int:
+    return cfg.teacher_max_length or cfg.max_length
+
+
+def load_teacher(cfg, device: torch.device | None = None, **model_kwargs) -> Encoder:
+    device = device or pick_device(cfg.device)
+    teacher = Encoder.load(
+        cfg.teacher_model_name, cfg.pooling_method, teacher_max_length(cfg), cfg.teacher_prompt,
+        dtype=teacher_dtype(cfg.teacher_dtype, device), **model_kwargs,
+    )
+    return teacher.to(device).eval().requires_grad_(False)
+
+
+def teacher_end_token(cfg) -> str:
+    """The token the teacher's Encoder ends every text with under last-token pooling ("" for mean/cls).
+
+    Reads the tokenizer only (no weights), and asks the Encoder itself, so the key follows whatever
+    end-token rule the Encoder applies.
+    """
+    if cfg.pooling_method != "last_token":
+        return ""
+    tokenizer = load_tokenizer(cfg.teacher_model_name)
+    return Encoder(torch.nn.Identity(), tokenizer, cfg.pooling_method, teacher_max_length(cfg), cfg.teacher_prompt).end_token()
+
+
+def cache_key(cfg, texts: Sequence[str]) -> CacheKey:
+    """The key the cache must have for this config and these texts (reads the teacher's config, and its
+    tokenizer under last-token pooling)."""
+    config = load_config(cfg.teacher_model_name)
+    return CacheKey(
+        teacher=normalize_model_id(cfg.teacher_model_name),
+        teacher_revision=teacher_revision(resolve_model_path(cfg.teacher_model_name), config),
+        pooling=cfg.pooling_method,
+        normalize=bool(cfg.normalize_cache),
+        dtype=cfg.cache_dtype,
+        max_length=teacher_max_length(cfg),
+        prompt=cfg.teacher_prompt,
+        dim=int(config.hidden_size),
+        count=len(texts),
+        texts_sha256=texts_fingerprint(texts),
+        end_token=teacher_end_token(cfg),
+    )
+
+
+def cache_file(cfg) -> str:
+    """Our format is always .safetensors; a seed-style .pt path maps to the same name with that suffix."""
+    path = cfg.cache_path
+    return os.path.splitext(path)[0] + ".safetensors" if is_legacy_path(path) else path
+
+
+def check_cache(cache: TeacherCache, key: CacheKey, texts: Sequence[str], anchors: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """(problems, rows): why the cache cannot serve these texts, and each text's cache row (-1 = absent)."""
+    legacy = cache.manifest.get("coverage") == "anchors"
+    expected = asdict(key)
+    found = {**KEY_DEFAULTS, **cache.manifest, "teacher": normalize_model_id(str(cache.manifest.get("teacher")))}
+    problems = [
+        f"{name}: {found.get(name)!r} → {expected[name]!r}"
+        + (f" (the cache was {UNRECORDED_END})" if name == "end_token" and "end_token" not in cache.manifest else "")
+        for name in (LEGACY_SETTINGS if legacy else SETTINGS)
+        if found.get(name) != expected[name]
+    ]
+    if problems:
+        return problems, np.empty(0, dtype=np.int64)
+    exact = cache.manifest.get("texts_sha256") == key.texts_sha256
+    if not legacy and not exact and cache.texts_crc() != cache.manifest.get("texts_crc32"):
+        return ["its stored texts fail their checksum (the file is corrupted)"], np.empty(0, dtype=np.int64)
+    rows = cache.rows_for(texts)
+    if legacy:  # the seed cached anchors only; other texts simply get no KD target
+        anchor_set = set(anchors)
+        rows_needed = rows[np.fromiter((t in anchor_set for t in texts), dtype=bool, count=len(texts))]
+    else:
+        rows_needed = rows
+    missing = int((rows_needed < 0).sum())
+    if missing:
+        problems.append(f"training texts changed ({missing} of them are not in the cache)")
+    return problems, rows
+
+
+def build_with(cfg, path: str, texts: Sequence[str], key: CacheKey, log: Callable[[str], None], chunk_size: int) -> TeacherCache:
+    device = pick_device(cfg.device)
+    cache = build_cache(path, texts, key, lambda: load_teacher(cfg, device), batch_size=cfg.cache_batch_size,
+                        chunk_size=chunk_size, log=log)
+    return cache
+
+
+def checked(cfg, cache: TeacherCache, key: CacheKey, texts: Sequence[str], log: Callable[[str], None]) -> tuple[TeacherCache, bool]:
+    """(cache, repaired) after the open check; chunks failing their checksum are rebuilt (or fail under --strict_cache)."""
+    bad, n_checked = cache.open_check()
+    if n_checked < cache.n_chunks:
+        log(f"Checked {n_checked} of {cache.n_chunks} chunk checksums of {cache.path} (a random sample: the cache is "
+            "large); `talas cache --verify` checks all.")
+    if not bad:
+        return cache, False
+    message = f"Teacher cache {cache.path}: {describe_bad(cache.manifest, cache.count, bad)} fail their checksum (the file changed after it was built)."
+    if cfg.strict_cache:
+        raise CacheError(message + " Pass --strict_cache false to rebuild only those from the teacher, or delete the file.")
+    log(message + " Rebuilding only those from the teacher.")
+    exact = cache.manifest["texts_sha256"] == key.texts_sha256
+    own_key = CacheKey(**key_of(cache.manifest))
+    return build_with(cfg, cache.path, texts if exact else cache.texts(), own_key, log, int(cache.manifest["chunk_size"])), True
+
+
+def ensure_cache(cfg, texts: Sequence[str], anchors: Sequence[str], log: Callable[[str], None] = print) -> tuple[TeacherCache, np.ndarray]:
+    """Return a valid cache for ``texts`` and the cache row of each text, building it if needed.
+
+    Looks at a seed-format ``.pt`` at --cache_path, then every cache of the store (the exact path
+    first); a new cache never replaces one of another key, it goes beside it under a keyed name.
+    """
+    key = cache_key(cfg, texts)
+    path = cache_file(cfg)
+    if os.path.isdir(path):
+        prepare_folder(path)  # says that a folder was given
+    candidates = []
+    if is_legacy_path(cfg.cache_path) and os.path.exists(cfg.cache_path):
+        candidates.append(("seed-format cache", lambda: read_legacy(cfg.cache_path, anchors)))
+    mismatches = []
+    for file in store_files(path):
+        found = file_format(file)
+        if found != FORMAT and str(found).startswith("talas-teacher-cache/"):
+            # An older TALAS wrote it (no chunk checksums): kept, never trusted, never overwritten.
+            mismatches.append(f"Teacher cache at {file} has the older format {found} (no checksums); it is kept and not used.")
+            continue
+        candidates.append(("cache", lambda file=file: open_cache(file)))
+    for label, opener in candidates:
+        cache = opener()
+        problems, rows = check_cache(cache, key, texts, anchors)
+        if not problems:
+            cache, repaired = checked(cfg, cache, key, texts, log) if label == "cache" else (cache, False)
+            if repaired:
+                log(f"Repaired the teacher cache at {cache.path}; its other chunks were kept.")
+            else:
+                log(f"Found valid teacher {label} at {cache.path} ({cache.count} embeddings, dim {cache.dim}); the teacher is not loaded.")
+            if cache.manifest.get("coverage") == "anchors":
+                log("  The seed format records no texts or max_length; its rows are matched to examples by position, KD applies to anchors only.")
+            return cache, rows
+        mismatches.append(f"Teacher {label} at {cache.path} does not match this run: " + "; ".join(problems) + ".")
+    others = f" ({len(mismatches) - 1} other cache(s) beside it do not match either.)" if len(mismatches) > 1 else ""
+    if mismatches:
+        if cfg.strict_cache:
+            raise CacheError(mismatches[0] + others + " Pass --strict_cache false to build the right one beside it "
+                             "(nothing is overwritten), or point --cache_path elsewhere.")
+    else:
+        log(f"Cache not found at {path}. Pre-computing teacher embeddings...")
+    target = from_rank0(claim_target(path, key, texts, cfg.cache_chunk_size) if dist_info()[0] == 0 else None)
+    if mismatches:
+        kept = " (the existing cache is kept)" if target != path else ""
+        log(mismatches[0] + others + f" Rebuilding into {target}{kept}.")
+    cache = build_with(cfg, target, texts, key, log, cfg.cache_chunk_size)
+    device = pick_device(cfg.device)
+    log(f"Cached {cache.count} teacher embeddings to {target}")
+    log(f"Teacher model freed from {'GPU ' if device.type == 'cuda' else ''}memory")
+    return cache, cache.rows_for(texts)

@@ -1,0 +1,1 @@
+"""Training data: reading tables from files, finding the columns, turning rows into examples."""

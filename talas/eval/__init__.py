@@ -1,0 +1,1 @@
+"""Evaluation: declared tasks, metrics, scoring an encoder, retrieval corpora from the teacher cache."""

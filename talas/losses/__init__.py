@@ -1,0 +1,1 @@
+"""Pure loss functions on tensors, with shapes and formulas in their docstrings."""
