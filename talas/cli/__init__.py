@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 
+from talas.cli.console import console_logging
 from talas.errors import CacheError, TalasError
 
 COMMANDS = {
@@ -168,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     debug = "--debug" in rest
     try:
-        return handler(rest)
+        with console_logging():
+            return handler(rest)
     except TalasError as exc:
         if debug:
             raise

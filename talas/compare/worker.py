@@ -73,6 +73,7 @@ def train_and_score(argv: list[str], task_file: str, task_names: list[str]) -> d
 
 
 def main(argv: list[str]) -> int:
+    from talas.cli.console import console_logging
     from talas.train.checkpoint import write_json
 
     parser = argparse.ArgumentParser(prog="python -m talas.compare.worker")
@@ -84,10 +85,11 @@ def main(argv: list[str]) -> int:
     cut = argv.index("--") if "--" in argv else len(argv)
     args, flags = parser.parse_args(argv[:cut]), argv[cut + 1 :]
     try:
-        if args.mode == "cache":
-            result = build_cache(flags)
-        else:
-            result = train_and_score(flags, args.eval_task_file, [t for t in args.eval_tasks.split(",") if t])
+        with console_logging():
+            if args.mode == "cache":
+                result = build_cache(flags)
+            else:
+                result = train_and_score(flags, args.eval_task_file, [t for t in args.eval_tasks.split(",") if t])
     except TalasError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
