@@ -93,7 +93,7 @@ def main() -> None:
                 start = time.perf_counter()
                 if name == "ours":
                     path = os.path.join(tmp, f"c{repeat}.safetensors")
-                    build_cache(path, unique, key, lambda: teacher, batch_size=args.batch_size, log=lambda *_: None, progress=False)
+                    build_cache(path, unique, key, lambda: teacher, batch_size=args.batch_size, progress=False)
                 elif name == "naive":
                     naive(teacher, rows, args.batch_size, os.path.join(tmp, f"n{repeat}.pt"))
                 else:

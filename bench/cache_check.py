@@ -45,7 +45,8 @@ def write_file(rows: int, dim: int) -> str:
     import numpy as np
     import torch
 
-    from talas.cache.build import FORMAT, write_cache
+    from talas.cache.build import write_cache
+    from talas.cache.format import FORMAT
 
     os.makedirs(OUT, exist_ok=True)
     path = os.path.join(OUT, f"check_{rows}x{dim}.safetensors")

@@ -25,7 +25,7 @@ proc = psutil.Process()
 rss0 = proc.memory_info().rss
 t0 = time.perf_counter()
 if kind == "talas":
-    from talas.cache.build import open_cache
+    from talas.cache import open_cache
     cache = open_cache(path)
     gather = cache.gather
     n = cache.count
@@ -52,7 +52,8 @@ def write_files(rows: int, dim: int) -> tuple[str, str]:
     import numpy as np
     import torch
 
-    from talas.cache.build import FORMAT, write_cache
+    from talas.cache.build import write_cache
+    from talas.cache.format import FORMAT
 
     os.makedirs(OUT, exist_ok=True)
     ours, seed = os.path.join(OUT, f"scale_{rows}x{dim}.safetensors"), os.path.join(OUT, f"scale_{rows}x{dim}.pt")

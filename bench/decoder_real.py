@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -88,7 +89,7 @@ def throughput(cfg, teacher, texts: list[str], repeats: int, tmp: str) -> dict:
             began = time.perf_counter()
             if name == "talas_cache":
                 cache = build_cache(os.path.join(tmp, f"subset{repeat}.safetensors"), texts, key, lambda: teacher,
-                                    batch_size=cfg.cache_batch_size, log=lambda *_: None, progress=False)
+                                    batch_size=cfg.cache_batch_size, progress=False)
             else:
                 raw = raw_forward(teacher.model, teacher.tokenizer, texts, cfg.cache_batch_size, teacher.max_length)
             rates[name].append(len(texts) / (time.perf_counter() - began))
@@ -185,17 +186,23 @@ def prompt_check(cfg, texts: list[str], main_cache, tmp: str) -> dict:
     from dataclasses import replace
 
     from talas.errors import CacheError
-    from talas.cache.ensure import ensure_cache
+    from talas.cache import ensure_cache
 
     path = os.path.join(tmp, "prompt", "teacher.safetensors")
     with_x = replace(cfg, teacher_prompt=PROMPT, cache_path=path, strict_cache=True)
     logs: list[str] = []
-    cache, _ = ensure_cache(with_x, texts, texts, log=logs.append)
-    reused, _ = ensure_cache(with_x, texts, texts, log=logs.append)  # same prompt: served, no rebuild
+    capture = logging.Handler()
+    capture.emit = lambda record: logs.append(record.getMessage())
+    talas_logger = logging.getLogger("talas")
+    talas_logger.addHandler(capture)
+    talas_logger.setLevel(logging.INFO)
+    cache, _ = ensure_cache(with_x, texts, texts)
+    reused, _ = ensure_cache(with_x, texts, texts)  # same prompt: served, no rebuild
+    talas_logger.removeHandler(capture)
     refused = {}
     for name, prompt in (("other_prompt", "Query: "), ("no_prompt", "")):
         try:
-            ensure_cache(replace(with_x, teacher_prompt=prompt), texts, texts, log=logs.append)
+            ensure_cache(replace(with_x, teacher_prompt=prompt), texts, texts)
             refused[name] = "served (wrong)"
         except CacheError as exc:
             refused[name] = str(exc).split(" does not match this run: ")[-1].split(" Pass ")[0]
@@ -255,7 +262,8 @@ def main() -> None:
 
     from talas.cli import resolve
     from talas.data.examples import load_from_config
-    from talas.cache.ensure import ensure_cache, load_teacher, pick_device, teacher_dtype
+    from talas.cache import ensure_cache
+    from talas.models.teacher import load_teacher, pick_device, teacher_dtype
 
     started = time.perf_counter()
     with Timer() as timer:
@@ -278,7 +286,7 @@ def main() -> None:
                     "teacher_dtype": str(teacher_dtype(cfg.teacher_dtype, pick_device(args.device))).replace("torch.", ""),
                     "texts": len(texts), "batch_size": args.batch_size, "max_length": args.max_length, "convert_or_find_s": convert_s}
     with Timer() as timer:
-        main_cache, _ = ensure_cache(cfg, texts, data.anchors, log=lambda *_: None)
+        main_cache, _ = ensure_cache(cfg, texts, data.anchors)
     record["cache_build"] = {"texts": main_cache.count, "dim": main_cache.dim, "s": round(timer.seconds, 1),
                              "texts_per_s": round(main_cache.count / timer.seconds, 2), "pooling": main_cache.manifest["pooling"]}
     record["cache_build"]["mean_pairwise_cosine"] = mean_pairwise_cosine(cache_rows(main_cache, texts))

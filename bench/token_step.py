@@ -61,7 +61,7 @@ def main() -> None:
     from talas.models.encoder import Encoder
     from talas.methods.talas import TalasConfig, TalasMethod
     from talas.teacher.provision import OnlineTeacher, TeacherNeeds, builtin_aligners, provide
-    from talas.cache.ensure import pick_device
+    from talas.models.teacher import pick_device
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=2000, help="training texts used (the cache covers these)")

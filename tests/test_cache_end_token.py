@@ -3,6 +3,7 @@ recorded it (a Qwen3-Embedding cache from before the end-token fix pooled <|im_e
 <|endoftext|>) is never served silently, while older mean/cls caches keep working unchanged."""
 
 import hashlib
+import logging
 import json
 import os
 from dataclasses import asdict, replace
@@ -14,12 +15,20 @@ from test_cache import TEXTS, config  # the same texts and tiny-teacher cache co
 from test_cache_integrity import overwrite_rows
 from test_encoders import save_bpe
 
+from talas.cache import ensure_cache
 from talas.cache.build import build_cache, write_cache
+from talas.cache.ensure import cache_key
 from talas.cache.store import claim_target, describe, format_listing, keyed_path
-from talas.models.encoder import Encoder
 from talas.errors import CacheError
-from talas.cache.ensure import cache_key, ensure_cache, teacher_end_token
+from talas.models.encoder import Encoder
+from talas.models.teacher import teacher_end_token
 
+
+
+@pytest.fixture(autouse=True)
+def talas_info(caplog):
+    """The cache reports through the ``talas`` loggers at INFO; the tests read those records."""
+    caplog.set_level(logging.INFO, logger="talas")
 
 def reference(cfg):
     return Encoder.load(cfg.teacher_model_name, cfg.pooling_method, cfg.max_length, cfg.teacher_prompt).encode(TEXTS)
@@ -63,7 +72,7 @@ def test_end_token_is_the_tokenizers_own_or_the_appended_eos(tmp_path, template,
     assert {x[-1] for x in ids} == {tokenizer.convert_tokens_to_ids(end)}
 
 
-def test_last_token_cache_without_an_end_token_is_rebuilt_beside_it(tiny_qwen3, tmp_path):
+def test_last_token_cache_without_an_end_token_is_rebuilt_beside_it(tiny_qwen3, tmp_path, caplog):
     cfg = config(tiny_qwen3, tmp_path)
     key = cache_key(cfg, TEXTS)
     wrong = torch.randn(len(TEXTS), 48)  # the vectors of another token, as a pre-fix Qwen3-Embedding cache holds
@@ -73,10 +82,11 @@ def test_last_token_cache_without_an_end_token_is_rebuilt_beside_it(tiny_qwen3, 
 
     why = r"end_token: '' → '<\|endoftext\|>' \(the cache was built before TALAS recorded the token"
     with pytest.raises(CacheError, match=why + r".*pooled the wrong token.*--strict_cache false"):
-        ensure_cache(replace(cfg, strict_cache=True), TEXTS, TEXTS, log=lambda _: None)
+        ensure_cache(replace(cfg, strict_cache=True), TEXTS, TEXTS)
 
-    messages = []
-    cache, rows = ensure_cache(cfg, TEXTS, TEXTS, log=messages.append)
+    caplog.clear()
+    cache, rows = ensure_cache(cfg, TEXTS, TEXTS)
+    messages = caplog.messages
     assert any("does not match" in m and "end_token" in m and "built before TALAS recorded" in m
                and "Rebuilding into" in m for m in messages), messages
     assert cache.path == keyed_path(cfg.cache_path, key) != cfg.cache_path
@@ -86,7 +96,7 @@ def test_last_token_cache_without_an_end_token_is_rebuilt_beside_it(tiny_qwen3, 
     assert "end token '<|endoftext|>'" in format_listing([describe(cache.path)])
 
 
-def test_mean_cache_from_before_the_end_token_field_is_served_under_its_old_name(tiny_qwen3, tmp_path, monkeypatch):
+def test_mean_cache_from_before_the_end_token_field_is_served_under_its_old_name(tiny_qwen3, tmp_path, monkeypatch, caplog):
     cfg = config(tiny_qwen3, tmp_path, pooling_method="mean")
     key = cache_key(cfg, TEXTS)
     old = old_manifest(key)
@@ -99,8 +109,9 @@ def test_mean_cache_from_before_the_end_token_field_is_served_under_its_old_name
 
     with monkeypatch.context() as patch:
         refuse_teacher(patch)
-        messages = []
-        cache, rows = ensure_cache(replace(cfg, strict_cache=True), TEXTS, TEXTS, log=messages.append)
+        caplog.clear()
+        cache, rows = ensure_cache(replace(cfg, strict_cache=True), TEXTS, TEXTS)
+        messages = caplog.messages
     assert messages == [f"Found valid teacher cache at {old_name} ({len(TEXTS)} embeddings, dim 48); the teacher is not loaded."]
     assert rows.tolist() == list(range(len(TEXTS))) and torch.equal(cache.gather(rows), vectors)
     assert open(old_name, "rb").read() == before
@@ -108,12 +119,15 @@ def test_mean_cache_from_before_the_end_token_field_is_served_under_its_old_name
 
     # the store and the builder take it for this key's finished cache too: nothing to claim, nothing to embed
     assert claim_target(cfg.cache_path, key, TEXTS, 8) == old_name and not os.path.exists(cfg.cache_path + ".partial")
-    assert build_cache(old_name, TEXTS, key, lambda: pytest.fail("teacher loaded"), log=pytest.fail).path == old_name
+    caplog.clear()
+    assert build_cache(old_name, TEXTS, key, lambda: pytest.fail("teacher loaded")).path == old_name
+    assert caplog.messages == []
 
     # a damaged chunk of it is repaired in place, under the key its manifest holds (no end token)
     overwrite_rows(old_name, [3], [np.zeros(48)])
-    messages = []
-    cache, rows = ensure_cache(cfg, TEXTS, TEXTS, log=messages.append)
+    caplog.clear()
+    cache, rows = ensure_cache(cfg, TEXTS, TEXTS)
+    messages = caplog.messages
     assert cache.path == old_name and any("Repaired" in m for m in messages), messages
     assert "end_token" not in cache.manifest
     assert torch.allclose(cache.gather(rows), vectors, atol=1e-5)

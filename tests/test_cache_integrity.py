@@ -1,6 +1,7 @@
 """The teacher cache never loses or falsifies work: keyed store, checksums, repair, listing, pruning, clear errors."""
 
 import errno
+import logging
 import os
 import shutil
 import subprocess
@@ -10,13 +11,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from talas.cache.build import build_cache, open_cache
+from talas.cache import ensure_cache, open_cache
+from talas.cache.build import build_cache
+from talas.cache.ensure import cache_key
 from talas.cache.format import DTYPES
 from talas.cli import main
-from talas.models.encoder import Encoder
 from talas.errors import CacheError
 from talas.methods.talas import TalasConfig
-from talas.cache.ensure import cache_key, ensure_cache
+from talas.models.encoder import Encoder
 
 TEXTS = [f"sentence number {i} about {w}" for i, w in enumerate(["cats", "dogs", "the park", "a plane", "money"] * 8)]
 # Chunks group rows by text length (longest first, ties in row order): ORDER[8 * c : 8 * c + 8] is chunk c.
@@ -30,8 +32,10 @@ def config(tiny_qwen3, tmp_path, **kw):
     return replace(TalasConfig(), **{**base, **kw})
 
 
-def quiet(*_):
-    pass
+@pytest.fixture(autouse=True)
+def talas_info(caplog):
+    """The cache reports through the ``talas`` loggers at INFO; the tests read those records."""
+    caplog.set_level(logging.INFO, logger="talas")
 
 
 @pytest.fixture
@@ -58,19 +62,21 @@ def overwrite_rows(path, rows, values):
             handle.write(np.asarray(value, dtype=DTYPES[cache.dtype][1]).tobytes())
 
 
-def test_rebuild_for_other_data_keeps_the_first_cache_and_both_are_found(tiny_qwen3, tmp_path, forwards):
+def test_rebuild_for_other_data_keeps_the_first_cache_and_both_are_found(tiny_qwen3, tmp_path, forwards, caplog):
     cfg = config(tiny_qwen3, tmp_path)
-    first, _ = ensure_cache(cfg, TEXTS, TEXTS, log=quiet)
+    first, _ = ensure_cache(cfg, TEXTS, TEXTS)
     before = open(cfg.cache_path, "rb").read()
-    messages = []
-    second, _ = ensure_cache(cfg, OTHER, OTHER, log=messages.append)
+    caplog.clear()
+    second, _ = ensure_cache(cfg, OTHER, OTHER)
+    messages = caplog.messages
     assert second.path != cfg.cache_path and os.path.basename(second.path).startswith("t.")
     assert open(cfg.cache_path, "rb").read() == before  # the first cache is untouched
     assert any("Rebuilding into" in m and "is kept" in m for m in messages)
     forwards["texts"] = 0
     for texts, path in ((TEXTS, cfg.cache_path), (OTHER, second.path), (TEXTS[5:20][::-1], cfg.cache_path)):
-        messages = []
-        cache, rows = ensure_cache(cfg, texts, texts, log=messages.append)
+        caplog.clear()
+        cache, rows = ensure_cache(cfg, texts, texts)
+        messages = caplog.messages
         assert cache.path == path and "Found valid teacher cache" in messages[-1]
         assert cache.texts()[rows[0]] == texts[0]
     assert forwards["texts"] == 0  # every later run found its cache: no teacher forward at all
@@ -91,19 +97,20 @@ def test_teacher_path_spellings_share_one_key(tiny_qwen3, tmp_path, monkeypatch,
 
 
 @pytest.mark.parametrize("damage", ["zeros", "random finite"])
-def test_overwritten_rows_are_caught_and_only_their_chunks_rebuilt(tiny_qwen3, tmp_path, forwards, damage):
+def test_overwritten_rows_are_caught_and_only_their_chunks_rebuilt(tiny_qwen3, tmp_path, forwards, damage, caplog):
     cfg = config(tiny_qwen3, tmp_path)
-    ensure_cache(cfg, TEXTS, TEXTS, log=quiet)
+    ensure_cache(cfg, TEXTS, TEXTS)
     good = open(cfg.cache_path, "rb").read()
     rng = np.random.default_rng(3)
     values = [np.zeros(48) if damage == "zeros" else rng.standard_normal(48) for _ in range(2)]
     overwrite_rows(cfg.cache_path, [ORDER[9], ORDER[33]], values)  # one row of chunk 1, one of chunk 4
 
     with pytest.raises(CacheError, match=r"chunks \[1, 4\] \(16 rows\) fail their checksum.*--strict_cache false"):
-        ensure_cache(replace(cfg, strict_cache=True), TEXTS, TEXTS, log=quiet)
+        ensure_cache(replace(cfg, strict_cache=True), TEXTS, TEXTS)
     forwards["texts"] = 0
-    messages = []
-    cache, _ = ensure_cache(cfg, TEXTS, TEXTS, log=messages.append)
+    caplog.clear()
+    cache, _ = ensure_cache(cfg, TEXTS, TEXTS)
+    messages = caplog.messages
     assert any("chunks [1, 4]" in m and "Rebuilding only those" in m for m in messages)
     assert forwards["texts"] == 16  # two chunks of 8 texts, nothing else
     assert open(cfg.cache_path, "rb").read() == good  # byte-identical to the undamaged file
@@ -112,35 +119,35 @@ def test_overwritten_rows_are_caught_and_only_their_chunks_rebuilt(tiny_qwen3, t
 
 def test_damaged_superset_cache_is_repaired_from_its_own_texts(tiny_qwen3, tmp_path, forwards):
     cfg = config(tiny_qwen3, tmp_path)
-    ensure_cache(cfg, TEXTS, TEXTS, log=quiet)
+    ensure_cache(cfg, TEXTS, TEXTS)
     good = open(cfg.cache_path, "rb").read()
     overwrite_rows(cfg.cache_path, [2], [np.ones(48)])
     forwards["texts"] = 0
     subset = TEXTS[20:30]
-    cache, rows = ensure_cache(cfg, subset, subset, log=quiet)
+    cache, rows = ensure_cache(cfg, subset, subset)
     assert forwards["texts"] == 8 and open(cfg.cache_path, "rb").read() == good
     assert rows.tolist() == list(range(20, 30))
 
 
-def test_damaged_texts_region_is_caught_and_written_back_without_the_teacher(tiny_qwen3, tmp_path, forwards):
+def test_damaged_texts_region_is_caught_and_written_back_without_the_teacher(tiny_qwen3, tmp_path, forwards, caplog):
     cfg = config(tiny_qwen3, tmp_path)
-    cache, _ = ensure_cache(cfg, TEXTS, TEXTS, log=quiet)
+    cache, _ = ensure_cache(cfg, TEXTS, TEXTS)
     good = open(cfg.cache_path, "rb").read()
     raw = bytearray(good)
     raw[-3] ^= 0x20  # a letter of the last text changes case
     open(cfg.cache_path, "wb").write(bytes(raw))
     assert open_cache(cfg.cache_path).verify() == [-1]
-    problems = []
-    ensure_cache(cfg, TEXTS[:4], TEXTS[:4], log=problems.append)  # as a superset it is refused, not misread
-    assert any("stored texts fail their checksum" in m for m in problems)
+    caplog.clear()
+    ensure_cache(cfg, TEXTS[:4], TEXTS[:4])  # as a superset it is refused, not misread
+    assert any("stored texts fail their checksum" in m for m in caplog.messages)
     forwards["texts"] = 0
-    ensure_cache(cfg, TEXTS, TEXTS, log=quiet)  # the exact texts: their hash matches the key, so they are written back
+    ensure_cache(cfg, TEXTS, TEXTS)  # the exact texts: their hash matches the key, so they are written back
     assert forwards["texts"] == 0 and open(cfg.cache_path, "rb").read() == good
 
 
 def test_open_check_samples_large_caches_and_always_includes_the_last_chunk(tiny_qwen3, tmp_path):
     cfg = config(tiny_qwen3, tmp_path)
-    cache, _ = ensure_cache(cfg, TEXTS, TEXTS, log=quiet)
+    cache, _ = ensure_cache(cfg, TEXTS, TEXTS)
     one_chunk = 8 * 48 * 4
     assert cache.open_check(budget=5 * one_chunk) == ([], 5)  # fits: every chunk
     overwrite_rows(cfg.cache_path, [ORDER[39]], [np.ones(48)])
@@ -150,7 +157,7 @@ def test_open_check_samples_large_caches_and_always_includes_the_last_chunk(tiny
 
 def test_gather_refuses_an_all_zero_row(tiny_qwen3, tmp_path):
     cfg = config(tiny_qwen3, tmp_path)
-    ensure_cache(cfg, TEXTS, TEXTS, log=quiet)
+    ensure_cache(cfg, TEXTS, TEXTS)
     overwrite_rows(cfg.cache_path, [6], [np.zeros(48)])
     cache = open_cache(cfg.cache_path)
     assert cache.gather(np.array([5, 7])).shape == (2, 48)
@@ -248,28 +255,29 @@ def test_full_disk_at_allocation_leaves_nothing(tiny_qwen3, tmp_path, monkeypatc
 
     monkeypatch.setattr(os, "posix_fallocate", full)
     with pytest.raises(CacheError, match=r"Out of disk space writing the teacher cache .*needs .* MiB"):
-        ensure_cache(cfg, TEXTS, TEXTS, log=quiet)
+        ensure_cache(cfg, TEXTS, TEXTS)
     assert [f.name for f in (tmp_path / "cache").iterdir() if "lock" not in f.name] == []
 
 
-def test_full_disk_when_sealing_keeps_the_chunks_and_nothing_passes_as_valid(tiny_qwen3, tmp_path, monkeypatch, forwards):
+def test_full_disk_when_sealing_keeps_the_chunks_and_nothing_passes_as_valid(tiny_qwen3, tmp_path, monkeypatch, forwards, caplog):
     cfg = config(tiny_qwen3, tmp_path)
     real_fsync = os.fsync
     enospc_on(".safetensors.partial", monkeypatch)
     with pytest.raises(CacheError, match="Out of disk space.*finished chunks are kept"):
-        ensure_cache(cfg, TEXTS, TEXTS, log=quiet)
+        ensure_cache(cfg, TEXTS, TEXTS)
     assert not os.path.exists(cfg.cache_path)
     monkeypatch.setattr(os, "fsync", real_fsync)
     forwards["texts"] = 0
-    messages = []
-    cache, _ = ensure_cache(cfg, TEXTS, TEXTS, log=messages.append)
+    caplog.clear()
+    cache, _ = ensure_cache(cfg, TEXTS, TEXTS)
+    messages = caplog.messages
     assert forwards["texts"] == 0 and "5/5 chunks already done" in " ".join(messages)
     assert cache.verify() == []
 
 
-def test_a_second_build_waits_for_the_lock_then_reuses_the_finished_cache(tiny_qwen3, tmp_path):
+def test_a_second_build_waits_for_the_lock_then_reuses_the_finished_cache(tiny_qwen3, tmp_path, caplog):
     cfg = config(tiny_qwen3, tmp_path)
-    ensure_cache(cfg, TEXTS, TEXTS, log=quiet)
+    ensure_cache(cfg, TEXTS, TEXTS)
     path = str(tmp_path / "copy.safetensors")
     # Another process holds the build lock and finishes the file just before it lets go.
     holder = subprocess.Popen([sys.executable, "-c", (
@@ -278,25 +286,25 @@ def test_a_second_build_waits_for_the_lock_then_reuses_the_finished_cache(tiny_q
         "    print('held', flush=True); time.sleep(1.0); shutil.copy(sys.argv[1], sys.argv[2])\n"),
         cfg.cache_path, path], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
-    messages = []
-    cache = build_cache(path, TEXTS, cache_key(cfg, TEXTS), lambda: pytest.fail("teacher loaded"), log=messages.append,
-                        progress=False)
+    caplog.clear()
+    cache = build_cache(path, TEXTS, cache_key(cfg, TEXTS), lambda: pytest.fail("teacher loaded"), progress=False)
+    messages = caplog.messages
     assert holder.wait(timeout=30) == 0
     assert "waiting for it to finish" in messages[0] and "reusing it" in messages[-1]
     assert cache.verify() == []
 
 
-def test_a_cache_of_the_older_format_is_kept_and_a_new_one_built_beside_it(tiny_qwen3, tmp_path):
+def test_a_cache_of_the_older_format_is_kept_and_a_new_one_built_beside_it(tiny_qwen3, tmp_path, caplog):
     cfg = config(tiny_qwen3, tmp_path)
-    ensure_cache(cfg, TEXTS, TEXTS, log=quiet)
+    ensure_cache(cfg, TEXTS, TEXTS)
     old = open(cfg.cache_path, "rb").read().replace(b"talas-teacher-cache/2", b"talas-teacher-cache/1")
     open(cfg.cache_path, "wb").write(old)
-    messages = []
-    cache, _ = ensure_cache(cfg, TEXTS, TEXTS, log=messages.append)
+    caplog.clear()
+    cache, _ = ensure_cache(cfg, TEXTS, TEXTS)
+    messages = caplog.messages
     assert any("older format talas-teacher-cache/1" in m and "is kept" in m for m in messages)
     assert cache.path != cfg.cache_path and open(cfg.cache_path, "rb").read() == old
     (tmp_path / "strict").mkdir()
     shutil.copy(cfg.cache_path, tmp_path / "strict" / "t.safetensors")
     with pytest.raises(CacheError, match="older format.*--strict_cache false"):
-        ensure_cache(replace(cfg, strict_cache=True, cache_path=str(tmp_path / "strict" / "t.safetensors")), TEXTS, TEXTS,
-                     log=quiet)
+        ensure_cache(replace(cfg, strict_cache=True, cache_path=str(tmp_path / "strict" / "t.safetensors")), TEXTS, TEXTS)

@@ -230,7 +230,7 @@ def test_forward_matches_a_loop_over_groups_on_a_real_batch(texts, tiny_bert, ti
     from talas.data.examples import load_from_config
     from talas.models.encoder import Encoder
     from talas.teacher.provision import OnlineTeacher
-    from talas.cache.ensure import load_teacher
+    from talas.models.teacher import load_teacher
 
     cfg = _config(tiny_bert, tiny_qwen3)
     aligners = CdmMethod.aligners(cfg)

@@ -6,6 +6,7 @@ processes building one cache at once must leave one valid cache, each chunk embe
 builder's per-rank lines name the chunks each process embedded).
 """
 
+import logging
 import os
 import re
 import signal
@@ -16,10 +17,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from talas.cache.build import open_cache
-from talas.models.encoder import Encoder
+from talas.cache import ensure_cache, open_cache
 from talas.methods.talas import TalasConfig
-from talas.cache.ensure import ensure_cache
+from talas.models.encoder import Encoder
 
 TEXTS = [f"sentence number {i} about {w}" for i, w in enumerate(["cats", "dogs", "the park", "a plane", "money"] * 8)]
 CHUNKS = 5  # 40 texts in chunks of 8
@@ -57,15 +57,15 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def in_process(tiny_qwen3, folder, log):
+def in_process(tiny_qwen3, folder):
     cfg = replace(TalasConfig(), teacher_model_name=str(tiny_qwen3), max_length=32, cache_chunk_size=8, cache_batch_size=4,
                   device="cpu", cache_path=str(folder / "cache" / "t.safetensors"))
-    return ensure_cache(cfg, TEXTS, TEXTS, log=log)[0]
+    return ensure_cache(cfg, TEXTS, TEXTS)[0]
 
 
 @pytest.fixture
 def reference(tiny_qwen3, tmp_path, one_thread):
-    cache = in_process(tiny_qwen3, tmp_path / "reference", lambda *_: None)
+    cache = in_process(tiny_qwen3, tmp_path / "reference")
     return open(cache.path, "rb").read()
 
 
@@ -74,7 +74,7 @@ def reference(tiny_qwen3, tmp_path, one_thread):
     ("cache_chunk_write:2", [2, 3, 4]),  # halfway through writing chunk 2's rows
     ("cache_finalize", []),              # checksums in the header, before the rename
 ])
-def test_killed_build_resumes_to_a_byte_identical_cache(tiny_qwen3, tmp_path, reference, monkeypatch, fault, remaining):
+def test_killed_build_resumes_to_a_byte_identical_cache(tiny_qwen3, tmp_path, reference, monkeypatch, fault, remaining, caplog):
     folder = prepare(tmp_path / "killed")
     killed = subprocess.run(command(tiny_qwen3, folder), env=environment(fault), capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
@@ -84,8 +84,9 @@ def test_killed_build_resumes_to_a_byte_identical_cache(tiny_qwen3, tmp_path, re
     texts_through_teacher = []
     original = Encoder.forward
     monkeypatch.setattr(Encoder, "forward", lambda self, f: texts_through_teacher.append(len(f["input_ids"])) or original(self, f))
-    messages = []
-    in_process(tiny_qwen3, folder, messages.append)
+    caplog.set_level(logging.INFO, logger="talas")
+    in_process(tiny_qwen3, folder)
+    messages = caplog.messages
     assert sum(texts_through_teacher) == 8 * len(remaining)  # only the unfinished chunks went through the teacher
     assert embedded("\n".join(messages)) == [remaining]
     assert f"{CHUNKS - len(remaining)}/{CHUNKS} chunks already done" in "\n".join(messages)

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from talas.cache.build import open_cache
+from talas.cache import open_cache
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEXTS = [f"sentence number {i} about {topic}" for i, topic in enumerate(["cats", "dogs", "rain", "music"] * 10)]

@@ -1,35 +1,26 @@
-"""The teacher cache: embed every unique training text once, store one memory-mapped [N, D] array.
+"""Building a teacher cache: embed the chunks left to do, verify, and rename the partial file into place.
 
-    talas cache --train_data_path data/train/distill_texts_clean.csv --teacher_model_name <teacher>
-
-The file format and the read side live in ``talas.cache.format`` (re-exported here); this module
-builds. A build holds a lock (``<path>.lock``, filelock: a second process building the same cache
-waits, then reuses the finished file) and writes into a pre-allocated ``<path>.partial`` chunk by
-chunk: chunks group texts of similar length (``cache_format.build_order``) and are embedded in
-batches sorted by token count. As each chunk completes, its CRC-32 is recorded in ``<path>.progress.rank<r>.json``; a
-killed build resumes at the unfinished chunks, and ranks of a distributed run build disjoint chunks
-of the same file. At the end the checksums go into the header, every chunk is verified against
-them, and only then is the file renamed to ``<path>``. A finished file whose chunks fail their
-checksums is turned back into a partial with its good chunks marked done, so only the bad chunks
-are embedded again.
+A build holds a lock (``<path>.lock``, filelock: a second process building the same cache waits,
+then reuses the finished file). Rank 0 decides what is left (``talas.cache.planner.plan``); every
+rank embeds its share of those chunks into the pre-allocated ``<path>.partial``, in batches sorted
+by token count (chunks group texts of similar length: ``talas.cache.format.build_order``). At the
+end rank 0 writes the checksums into the header, verifies every chunk against them, and only then
+renames the file to ``<path>``.
 """
 
 from __future__ import annotations
 
-import errno
 import gc
-import glob
-import json
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 
 import numpy as np
 import torch
 from filelock import FileLock, Timeout
 
-from talas.cache.format import (  # noqa: F401  (re-exported: the read side is imported from here)
+from talas.cache.format import (
     DTYPES,
     FORMAT,
     PENDING,
@@ -37,22 +28,28 @@ from talas.cache.format import (  # noqa: F401  (re-exported: the read side is i
     TeacherCache,
     build_order,
     chunk_members,
-    core_manifest,
     crc_hex,
     header_bytes,
-    key_of,
     open_cache,
-    read_header,
     read_header_unchecked,
-    teacher_revision,
-    texts_fingerprint,
     texts_region,
     to_storage,
+)
+from talas.cache.planner import (
+    allocate,
+    completed_chunks,
+    disk_error,
+    keep_one_record,
+    own_progress,
+    plan,
+    prepare_folder,
+    progress_files,
+    record_done,
 )
 from talas.errors import CacheError
 from talas.faults import fault
 
-KEY_FIELDS = tuple(CacheKey.__dataclass_fields__)
+logger = logging.getLogger(__name__)
 
 
 def dist_info() -> tuple[int, int]:
@@ -73,179 +70,6 @@ def from_rank0(value):
     box = [value]
     torch.distributed.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def write_json_atomic(path: str, value: object) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(value, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def disk_error(exc: OSError, path: str, needed: int) -> CacheError:
-    if exc.errno == errno.ENOSPC:
-        size = f" (it needs {needed / 2**20:.1f} MiB)" if needed else ""
-        return CacheError(
-            f"Out of disk space writing the teacher cache {path}{size}. Free space or pass --cache_path on "
-            "another disk; finished chunks are kept and the build resumes where it stopped."
-        )
-    return CacheError(f"Cannot write the teacher cache {path}: {exc.strerror or exc}. Pass a --cache_path in a folder you can write.")
-
-
-def prepare_folder(path: str) -> None:
-    """Create the cache's folder, or say in one line why a cache cannot be written at ``path``."""
-    if os.path.isdir(path):
-        raise CacheError(
-            f"--cache_path {path!r} is a folder; pass a file path inside it, e.g. "
-            f"{os.path.join(path, 'teacher_train.safetensors')} (caches of other data or teachers are kept beside it)."
-        )
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise CacheError(
-            f"--cache_path {path!r} lies under a regular file, not a folder. Pass a --cache_path in a folder."
-        ) from None
-    except OSError as exc:
-        raise disk_error(exc, path, 0) from None
-    if not os.access(folder, os.W_OK):
-        raise CacheError(f"Cannot write the teacher cache folder {folder} (permission denied). Pass a --cache_path in a folder you can write.")
-
-
-def new_manifest(key: CacheKey, chunk_size: int, texts: Sequence[str]) -> dict:
-    offsets, raw = texts_region(texts)
-    n_chunks = -(-len(texts) // chunk_size)
-    return {"format": FORMAT, **key.stored(), "chunk_size": chunk_size, "texts_crc32": crc_hex(offsets.tobytes() + raw),
-            "chunk_crc32": [PENDING] * n_chunks}
-
-
-def allocate(partial: str, manifest: dict, texts: Sequence[str]) -> None:
-    """Create the full-size file up front so a full disk fails now, not after hours of encoding."""
-    offsets, raw = texts_region(texts)
-    head, tensors = header_bytes(manifest, len(texts), manifest["dim"], manifest["dtype"], len(raw))
-    total = len(head) + tensors["texts_utf8"]["data_offsets"][1]
-    try:
-        with open(partial, "wb") as handle:
-            handle.truncate(total)
-            if hasattr(os, "posix_fallocate"):
-                os.posix_fallocate(handle.fileno(), 0, total)
-            handle.write(head)
-            handle.seek(len(head) + tensors["text_offsets"]["data_offsets"][0])
-            handle.write(offsets.tobytes())
-            handle.write(raw)
-    except OSError as exc:
-        # A half-allocated file would later be taken for another build's claim; leave nothing.
-        if os.path.exists(partial):
-            os.remove(partial)
-        raise disk_error(exc, partial, total) from None
-
-
-def progress_files(path: str) -> list[str]:
-    return glob.glob(glob.escape(path) + ".progress.rank*.json")
-
-
-def completed_chunks(path: str, manifest: dict) -> dict[int, str]:
-    """{chunk: crc} finished by earlier (killed) builds of this manifest, across all ranks."""
-    partial = path + ".partial"
-    try:
-        if core_manifest(read_header_unchecked(partial)[1]) != core_manifest(manifest):
-            return {}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    done: dict[int, str] = {}
-    for progress_file in progress_files(path):
-        try:
-            with open(progress_file, encoding="utf-8") as handle:
-                record = json.load(handle)
-        except (OSError, ValueError):
-            continue
-        if record.get("manifest") == core_manifest(manifest):
-            done.update({int(c): crc for c, crc in record["done"].items()})
-    return done
-
-
-def own_progress(path: str, rank: int, manifest: dict) -> dict[int, str]:
-    try:
-        with open(f"{path}.progress.rank{rank}.json", encoding="utf-8") as handle:
-            record = json.load(handle)
-    except (OSError, ValueError):
-        return {}
-    return {int(c): crc for c, crc in record["done"].items()} if record.get("manifest") == core_manifest(manifest) else {}
-
-
-def record_done(path: str, rank: int, manifest: dict, done: dict[int, str]) -> None:
-    write_json_atomic(f"{path}.progress.rank{rank}.json", {"manifest": core_manifest(manifest), "done": done})
-
-
-def plan(path: str, texts: Sequence[str], key: CacheKey, chunk_size: int, log: Callable[[str], None]) -> list[int] | None:
-    """Rank 0, under the lock: None when a valid ``path`` exists, else the chunks still to embed."""
-    manifest, demoted = new_manifest(key, chunk_size, texts), False
-    if os.path.exists(path):
-        final = open_cache(path)
-        if key_of(final.manifest) != asdict(key):
-            raise CacheError(f"{path} holds a teacher cache for another key; it is kept. Build this one at another path.")
-        bad = final.verify()
-        if bad == [-1]:  # damaged texts: ours are the right ones (the key's hash matched), so write them back
-            rewrite_texts(path, texts)
-            bad = final.verify()
-        if not bad:
-            return None
-        # Demote: the good chunks count as done, the file becomes the partial, the bad chunks are redone.
-        manifest = {**final.manifest, "chunk_crc32": [PENDING] * final.n_chunks}
-        good = {c: crc for c, crc in enumerate(final.manifest["chunk_crc32"]) if c not in bad}
-        for stale in progress_files(path):
-            os.remove(stale)
-        record_done(path, 0, manifest, good)
-        os.replace(path, path + ".partial")
-        demoted = True
-    done = completed_chunks(path, manifest)
-    if not same_partial(path, manifest):
-        for stale in progress_files(path):
-            os.remove(stale)
-        allocate(path + ".partial", manifest, texts)
-    elif done and not demoted:
-        # Chunks of a partial can be damaged while no build runs; trust only those that still verify.
-        on_disk = open_partial(path, manifest).chunk_crcs(sorted(done))
-        done = {c: crc for c, crc in done.items() if on_disk[c] == crc}
-    if done:  # one record from here on, whatever the number of ranks that wrote the old ones
-        record_done(path, 0, manifest, done)
-        for other in progress_files(path):
-            if not other.endswith(".rank0.json"):
-                os.remove(other)
-    n_chunks = len(manifest["chunk_crc32"])
-    if done:
-        log(f"Resuming the teacher cache build: {len(done)}/{n_chunks} chunks already done.")
-    return [c for c in range(n_chunks) if c not in done]
-
-
-def same_partial(path: str, manifest: dict) -> bool:
-    try:
-        return core_manifest(read_header_unchecked(path + ".partial")[1]) == core_manifest(manifest)
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def open_partial(path: str, manifest: dict) -> TeacherCache:
-    cache = open_cache_unchecked(path + ".partial")
-    cache.manifest = manifest
-    return cache
-
-
-def open_cache_unchecked(partial: str) -> TeacherCache:
-    tensors, manifest, start = read_header_unchecked(partial)
-    emb = tensors["embeddings"]
-    vectors = np.memmap(partial, dtype=DTYPES[manifest["dtype"]][1], mode="r", offset=start, shape=tuple(emb["shape"]))
-    return TeacherCache(partial, manifest, vectors, manifest["dtype"], lambda: [], start, tensors)
-
-
-def rewrite_texts(path: str, texts: Sequence[str]) -> None:
-    tensors, _, start = read_header_unchecked(path)
-    offsets, raw = texts_region(texts)
-    with open(path, "r+b") as handle:
-        handle.seek(start + tensors["text_offsets"]["data_offsets"][0])
-        handle.write(offsets.tobytes() + raw)
 
 
 def embed_chunks(path: str, texts: Sequence[str], key: CacheKey, manifest: dict, mine: list[int], teacher, batch_size: int,
@@ -318,10 +142,7 @@ def finalize(path: str, texts: Sequence[str], manifest: dict) -> None:
         raise disk_error(exc, partial, 0) from None
     bad = open_cache(partial).verify()
     if bad:
-        record_done(path, 0, manifest, {c: crc for c, crc in done.items() if c not in bad})
-        for other in progress_files(path):
-            if not other.endswith(".rank0.json"):
-                os.remove(other)
+        keep_one_record(path, manifest, {c: crc for c, crc in done.items() if c not in bad})
         raise CacheError(f"Teacher cache {partial}: chunks {bad} changed on disk after they were written (a failing disk?). "
                          "Rerun to embed them again.")
     fault("cache_finalize")
@@ -337,7 +158,6 @@ def build_cache(
     load_teacher: Callable[[], object],
     batch_size: int = 64,
     chunk_size: int = 4096,
-    log: Callable[[str], None] = print,
     progress: bool = True,
 ) -> TeacherCache:
     """Embed ``texts`` with the teacher from ``load_teacher()`` and write the cache at ``path``.
@@ -352,11 +172,11 @@ def build_cache(
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            log(f"Another process is building the teacher cache {path}; waiting for it to finish (lock {path}.lock).")
+            logger.info(f"Another process is building the teacher cache {path}; waiting for it to finish (lock {path}.lock).")
             lock.acquire()
             waited = True
     try:
-        todo = from_rank0(plan(path, texts, key, chunk_size, log) if rank == 0 else None)
+        todo = from_rank0(plan(path, texts, key, chunk_size) if rank == 0 else None)
         if todo is not None:
             manifest = from_rank0(read_header_unchecked(path + ".partial")[1] if rank == 0 else None)
             barrier()
@@ -367,14 +187,13 @@ def build_cache(
                 embedded, batches = embed_chunks(path, texts, key, manifest, mine, teacher, batch_size, progress)
                 del teacher
                 free_memory()
-            # Every rank reports its own share (training logs on rank 0 only, hence print on the others).
-            (log if rank == 0 else print)(
-                f"rank {rank}/{world}: embedded chunks {mine} ({embedded:,} texts, {batches} teacher batches)")
+            # Every rank reports its own share.
+            logger.info(f"rank {rank}/{world}: embedded chunks {mine} ({embedded:,} texts, {batches} teacher batches)")
             barrier()
             if rank == 0:
                 finalize(path, texts, {**manifest, "chunk_crc32": [PENDING] * len(manifest["chunk_crc32"])})
         elif waited:
-            log(f"The other process finished the teacher cache {path}; reusing it.")
+            logger.info(f"The other process finished the teacher cache {path}; reusing it.")
     finally:
         if rank == 0:
             lock.release()

@@ -1,4 +1,4 @@
-"""Teacher vectors from the cache (built here if needed), and loading the teacher (the online teacher: talas/teacher/provision.py).
+"""Teacher vectors for training texts: the right cache found, repaired or built (``talas.cache.ensure_cache``).
 
     cache, rows = ensure_cache(cfg, data.unique_texts(), anchors=data.anchors)
 
@@ -12,30 +12,34 @@ it (or fails under ``--strict_cache``). It loads the teacher only to build.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 
 import numpy as np
-import torch
 
-from talas.cache.build import (
+from talas.cache.build import build_cache, dist_info, from_rank0
+from talas.cache.format import (
+    FORMAT,
+    KEY_DEFAULTS,
     CacheKey,
     TeacherCache,
-    build_cache,
-    dist_info,
-    from_rank0,
+    describe_bad,
     key_of,
+    normalize_model_id,
     open_cache,
-    prepare_folder,
     teacher_revision,
     texts_fingerprint,
 )
-from talas.cache.format import FORMAT, KEY_DEFAULTS
-from talas.cache.store import claim_target, describe_bad, file_format, normalize_model_id, store_files
-from talas.models.encoder import Encoder, load_config, load_tokenizer, resolve_model_path
-from talas.errors import CacheError
 from talas.cache.legacy import is_legacy_path, read_legacy
+from talas.cache.planner import prepare_folder
+from talas.cache.store import claim_target, file_format, store_files
+from talas.errors import CacheError
+from talas.models.encoder import load_config, resolve_model_path
+from talas.models.teacher import load_teacher, pick_device, teacher_end_token, teacher_max_length
+
+logger = logging.getLogger(__name__)
 
 SETTINGS = ("teacher", "teacher_revision", "pooling", "normalize", "dtype", "max_length", "prompt", "dim", "end_token")
 # Why a last-token cache without a recorded end token is not served: its vectors may pool another token.
@@ -44,41 +48,10 @@ UNRECORDED_END = ("built before TALAS recorded the token the teacher's texts end
 LEGACY_SETTINGS = ("teacher", "pooling", "normalize")
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def teacher_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, name)
-
-
-def teacher_max_length(cfg) -> int:
-    return cfg.teacher_max_length or cfg.max_length
-
-
-def load_teacher(cfg, device: torch.device | None = None, **model_kwargs) -> Encoder:
-    device = device or pick_device(cfg.device)
-    teacher = Encoder.load(
-        cfg.teacher_model_name, cfg.pooling_method, teacher_max_length(cfg), cfg.teacher_prompt,
-        dtype=teacher_dtype(cfg.teacher_dtype, device), **model_kwargs,
-    )
-    return teacher.to(device).eval().requires_grad_(False)
-
-
-def teacher_end_token(cfg) -> str:
-    """The token the teacher's Encoder ends every text with under last-token pooling ("" for mean/cls).
-
-    Reads the tokenizer only (no weights), and asks the Encoder itself, so the key follows whatever
-    end-token rule the Encoder applies.
-    """
-    if cfg.pooling_method != "last_token":
-        return ""
-    tokenizer = load_tokenizer(cfg.teacher_model_name)
-    return Encoder(torch.nn.Identity(), tokenizer, cfg.pooling_method, teacher_max_length(cfg), cfg.teacher_prompt).end_token()
+def note(message: str, warning: bool = False) -> None:
+    """Log on rank 0 only: every rank takes the same path through here, one says so."""
+    if dist_info()[0] == 0:
+        (logger.warning if warning else logger.info)(message)
 
 
 def cache_key(cfg, texts: Sequence[str]) -> CacheKey:
@@ -134,31 +107,29 @@ def check_cache(cache: TeacherCache, key: CacheKey, texts: Sequence[str], anchor
     return problems, rows
 
 
-def build_with(cfg, path: str, texts: Sequence[str], key: CacheKey, log: Callable[[str], None], chunk_size: int) -> TeacherCache:
+def build_with(cfg, path: str, texts: Sequence[str], key: CacheKey, chunk_size: int) -> TeacherCache:
     device = pick_device(cfg.device)
-    cache = build_cache(path, texts, key, lambda: load_teacher(cfg, device), batch_size=cfg.cache_batch_size,
-                        chunk_size=chunk_size, log=log)
-    return cache
+    return build_cache(path, texts, key, lambda: load_teacher(cfg, device), batch_size=cfg.cache_batch_size, chunk_size=chunk_size)
 
 
-def checked(cfg, cache: TeacherCache, key: CacheKey, texts: Sequence[str], log: Callable[[str], None]) -> tuple[TeacherCache, bool]:
+def checked(cfg, cache: TeacherCache, key: CacheKey, texts: Sequence[str]) -> tuple[TeacherCache, bool]:
     """(cache, repaired) after the open check; chunks failing their checksum are rebuilt (or fail under --strict_cache)."""
     bad, n_checked = cache.open_check()
     if n_checked < cache.n_chunks:
-        log(f"Checked {n_checked} of {cache.n_chunks} chunk checksums of {cache.path} (a random sample: the cache is "
+        note(f"Checked {n_checked} of {cache.n_chunks} chunk checksums of {cache.path} (a random sample: the cache is "
             "large); `talas cache --verify` checks all.")
     if not bad:
         return cache, False
     message = f"Teacher cache {cache.path}: {describe_bad(cache.manifest, cache.count, bad)} fail their checksum (the file changed after it was built)."
     if cfg.strict_cache:
         raise CacheError(message + " Pass --strict_cache false to rebuild only those from the teacher, or delete the file.")
-    log(message + " Rebuilding only those from the teacher.")
+    note(message + " Rebuilding only those from the teacher.", warning=True)
     exact = cache.manifest["texts_sha256"] == key.texts_sha256
     own_key = CacheKey(**key_of(cache.manifest))
-    return build_with(cfg, cache.path, texts if exact else cache.texts(), own_key, log, int(cache.manifest["chunk_size"])), True
+    return build_with(cfg, cache.path, texts if exact else cache.texts(), own_key, int(cache.manifest["chunk_size"])), True
 
 
-def ensure_cache(cfg, texts: Sequence[str], anchors: Sequence[str], log: Callable[[str], None] = print) -> tuple[TeacherCache, np.ndarray]:
+def ensure_cache(cfg, texts: Sequence[str], anchors: Sequence[str]) -> tuple[TeacherCache, np.ndarray]:
     """Return a valid cache for ``texts`` and the cache row of each text, building it if needed.
 
     Looks at a seed-format ``.pt`` at --cache_path, then every cache of the store (the exact path
@@ -183,13 +154,13 @@ def ensure_cache(cfg, texts: Sequence[str], anchors: Sequence[str], log: Callabl
         cache = opener()
         problems, rows = check_cache(cache, key, texts, anchors)
         if not problems:
-            cache, repaired = checked(cfg, cache, key, texts, log) if label == "cache" else (cache, False)
+            cache, repaired = checked(cfg, cache, key, texts) if label == "cache" else (cache, False)
             if repaired:
-                log(f"Repaired the teacher cache at {cache.path}; its other chunks were kept.")
+                note(f"Repaired the teacher cache at {cache.path}; its other chunks were kept.")
             else:
-                log(f"Found valid teacher {label} at {cache.path} ({cache.count} embeddings, dim {cache.dim}); the teacher is not loaded.")
+                note(f"Found valid teacher {label} at {cache.path} ({cache.count} embeddings, dim {cache.dim}); the teacher is not loaded.")
             if cache.manifest.get("coverage") == "anchors":
-                log("  The seed format records no texts or max_length; its rows are matched to examples by position, KD applies to anchors only.")
+                note("  The seed format records no texts or max_length; its rows are matched to examples by position, KD applies to anchors only.")
             return cache, rows
         mismatches.append(f"Teacher {label} at {cache.path} does not match this run: " + "; ".join(problems) + ".")
     others = f" ({len(mismatches) - 1} other cache(s) beside it do not match either.)" if len(mismatches) > 1 else ""
@@ -198,13 +169,13 @@ def ensure_cache(cfg, texts: Sequence[str], anchors: Sequence[str], log: Callabl
             raise CacheError(mismatches[0] + others + " Pass --strict_cache false to build the right one beside it "
                              "(nothing is overwritten), or point --cache_path elsewhere.")
     else:
-        log(f"Cache not found at {path}. Pre-computing teacher embeddings...")
+        note(f"Cache not found at {path}. Pre-computing teacher embeddings...")
     target = from_rank0(claim_target(path, key, texts, cfg.cache_chunk_size) if dist_info()[0] == 0 else None)
     if mismatches:
         kept = " (the existing cache is kept)" if target != path else ""
-        log(mismatches[0] + others + f" Rebuilding into {target}{kept}.")
-    cache = build_with(cfg, target, texts, key, log, cfg.cache_chunk_size)
+        note(mismatches[0] + others + f" Rebuilding into {target}{kept}.", warning=True)
+    cache = build_with(cfg, target, texts, key, cfg.cache_chunk_size)
     device = pick_device(cfg.device)
-    log(f"Cached {cache.count} teacher embeddings to {target}")
-    log(f"Teacher model freed from {'GPU ' if device.type == 'cuda' else ''}memory")
+    note(f"Cached {cache.count} teacher embeddings to {target}")
+    note(f"Teacher model freed from {'GPU ' if device.type == 'cuda' else ''}memory")
     return cache, cache.rows_for(texts)

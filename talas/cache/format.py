@@ -71,6 +71,12 @@ class CacheKey:
         return hashlib.sha256(json.dumps(self.stored(), sort_keys=True).encode()).hexdigest()[:12]
 
 
+def normalize_model_id(name: str) -> str:
+    """A local folder as its real absolute path ('~', trailing '/', relative paths and links agree); a hub id as is."""
+    expanded = os.path.expanduser(name)
+    return os.path.realpath(expanded) if os.path.isdir(expanded) else name
+
+
 # What a key field missing from a manifest means: the value of a cache built before the field existed.
 KEY_DEFAULTS = {f.name: f.default for f in fields(CacheKey) if f.default is not MISSING}
 
@@ -256,6 +262,15 @@ class TeacherCache:
         return self.verify(sample), len(sample)
 
 
+def describe_bad(manifest: dict, count: int, bad: Sequence[int]) -> str:
+    """'chunks [3, 7] (8,192 rows)' or 'the stored texts' for a message."""
+    if -1 in bad:
+        return "the stored texts"
+    size = int(manifest["chunk_size"])
+    rows = sum(min(size, count - c * size) for c in bad)
+    return f"chunks {list(bad)} ({rows:,} rows)"
+
+
 def crc_region(path: str, offset: int, length: int) -> str:
     crc = 0
     with open(path, "rb") as handle:
@@ -328,6 +343,14 @@ def open_cache(path: str) -> TeacherCache:
         return [raw[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(len(offsets) - 1)]
 
     return TeacherCache(path, manifest, vectors, dtype, load_texts, start, tensors)
+
+
+def open_cache_unchecked(path: str) -> TeacherCache:
+    """A cache file as its header states it, unfinished (a partial build) or not; only the vectors are mapped."""
+    tensors, manifest, start = read_header_unchecked(path)
+    emb = tensors["embeddings"]
+    vectors = np.memmap(path, dtype=DTYPES[manifest["dtype"]][1], mode="r", offset=start, shape=tuple(emb["shape"]))
+    return TeacherCache(path, manifest, vectors, manifest["dtype"], lambda: [], start, tensors)
 
 
 def to_storage(vectors: torch.Tensor, dtype: str) -> np.ndarray:

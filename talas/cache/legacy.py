@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import torch
 
-from talas.cache.build import FORMAT, TeacherCache, texts_fingerprint, write_cache
+from talas.cache.build import write_cache
+from talas.cache.format import FORMAT, TeacherCache, texts_fingerprint
 from talas.errors import CacheError
 
 LEGACY_SUFFIXES = (".pt", ".pth")

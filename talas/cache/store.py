@@ -16,23 +16,20 @@ with different keys never pick the same name.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 
 from filelock import FileLock, Timeout
 
-from talas.cache.build import allocate, completed_chunks, key_of, new_manifest, prepare_folder, progress_files, same_partial
-from talas.cache.format import FORMAT, CacheKey, open_cache, read_header_unchecked
+from talas.cache.format import FORMAT, CacheKey, describe_bad, key_of, open_cache, read_header_unchecked
+from talas.cache.planner import allocate, completed_chunks, new_manifest, prepare_folder, progress_files, same_partial
 from talas.errors import CacheError
 
-
-def normalize_model_id(name: str) -> str:
-    """A local folder as its real absolute path ('~', trailing '/', relative paths and links agree); a hub id as is."""
-    expanded = os.path.expanduser(name)
-    return os.path.realpath(expanded) if os.path.isdir(expanded) else name
+logger = logging.getLogger(__name__)
 
 
 def split(path: str) -> tuple[str, str]:
@@ -168,8 +165,7 @@ def select_prunable(path: str, older_than: float | None, keep_newest: int | None
     return list(chosen.values())
 
 
-def prune(path: str, older_than: float | None, keep_newest: int | None, name: str | None, dry_run: bool,
-          log: Callable[[str], None] = print) -> int:
+def prune(path: str, older_than: float | None, keep_newest: int | None, name: str | None, dry_run: bool) -> int:
     """Delete the selected caches (each one named in the log); returns how many were (or would be) deleted."""
     if older_than is None and keep_newest is None and name is None:
         raise CacheError("--prune needs a selection: --older_than DAYS, --keep_newest N (per teacher) or --name FILE.")
@@ -178,24 +174,24 @@ def prune(path: str, older_than: float | None, keep_newest: int | None, name: st
     count = 0
     for r in select_prunable(path, older_than, keep_newest, name):
         if busy(r["file"]):
-            log(f"Kept {r['file']}: a build is running on it right now.")
+            logger.info(f"Kept {r['file']}: a build is running on it right now.")
             continue
         label = format_listing([r])
         if dry_run:
-            log(f"Would delete {label}")
+            logger.info(f"Would delete {label}")
         else:
             os.remove(r["file"])  # its .lock file stays: deleting it could split a lock a new build just took
             if r["file"].endswith(".partial"):
                 for progress in progress_files(r["file"].removesuffix(".partial")):
                     os.remove(progress)
-            log(f"Deleted {label}")
+            logger.info(f"Deleted {label}")
         count += 1
     if not count:
-        log("Nothing to prune.")
+        logger.info("Nothing to prune.")
     return count
 
 
-def verify_store(path: str, name: str | None, log: Callable[[str], None] = print) -> list[str]:
+def verify_store(path: str, name: str | None) -> list[str]:
     """Full checksum check of every finished cache of the store (or the named one); returns the failures."""
     files = [f for f in store_files(path) if name is None or os.path.basename(f) == os.path.basename(name)]
     if name is not None and not files:
@@ -207,24 +203,15 @@ def verify_store(path: str, name: str | None, log: Callable[[str], None] = print
             cache = open_cache(file)
             bad = cache.verify()
         except CacheError as exc:
-            log(f"FAILED {file}: {exc}")
+            logger.warning(f"FAILED {file}: {exc}")
             failures.append(file)
             continue
         seconds = time.perf_counter() - began
         if bad:
-            log(f"FAILED {file}: {describe_bad(cache.manifest, cache.count, bad)} fail their checksum.")
+            logger.warning(f"FAILED {file}: {describe_bad(cache.manifest, cache.count, bad)} fail their checksum.")
             failures.append(file)
         else:
-            log(f"ok     {file}: {cache.n_chunks} chunks, {human_size(os.path.getsize(file))} checked in {seconds:.2f} s")
+            logger.info(f"ok     {file}: {cache.n_chunks} chunks, {human_size(os.path.getsize(file))} checked in {seconds:.2f} s")
     if not files:
-        log(f"No finished teacher caches beside {path}.")
+        logger.info(f"No finished teacher caches beside {path}.")
     return failures
-
-
-def describe_bad(manifest: dict, count: int, bad: Sequence[int]) -> str:
-    """'chunks [3, 7] (8,192 rows)' or 'the stored texts' for a message."""
-    if -1 in bad:
-        return "the stored texts"
-    size = int(manifest["chunk_size"])
-    rows = sum(min(size, count - c * size) for c in bad)
-    return f"chunks {list(bad)} ({rows:,} rows)"

@@ -85,8 +85,8 @@ CACHE_FLAGS = (
 
 
 def cmd_cache(argv: list[str]) -> int:
+    from talas.cache import cache_file
     from talas.cache import store as cache_store
-    from talas.cache.ensure import cache_file
 
     cfg, extras = resolve(argv, "talas cache", CACHE_FLAGS)
     path = cache_file(cfg)
@@ -108,8 +108,8 @@ def cmd_cache(argv: list[str]) -> int:
 
 def build(cfg, extras: dict) -> int:
     from talas.data.examples import load_from_config
+    from talas.cache import cache_file, ensure_cache
     from talas.cache.legacy import convert_legacy
-    from talas.cache.ensure import cache_file, ensure_cache
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Under torchrun/accelerate launch: one process group, so ranks split the chunks as in training.
@@ -123,7 +123,7 @@ def build(cfg, extras: dict) -> int:
         print(f"Converted {cache.count} seed-format embeddings (dim {cache.dim}) to {out}")
         return 0
     main_process = int(os.environ.get("RANK", "0")) == 0
-    cache, _ = ensure_cache(cfg, data.unique_texts(), data.anchors, log=print if main_process else lambda *_: None)
+    cache, _ = ensure_cache(cfg, data.unique_texts(), data.anchors)
     if main_process:
         print(f"Teacher cache ready: {cache.path} ({cache.count} x {cache.dim}, {cache.dtype})")
     return 0

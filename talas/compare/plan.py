@@ -153,7 +153,7 @@ def split_flags(rest: list[str], names: list[str]) -> dict[str, list[str]]:
 
 def cache_id(cfg) -> str:
     """Short id of the cache a config reads (same id = same cache, built once)."""
-    from talas.cache.ensure import teacher_max_length
+    from talas.models.teacher import teacher_max_length
 
     settings = [getattr(cfg, name) for name in CACHE_SETTINGS] + [teacher_max_length(cfg)]
     return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:10]

@@ -23,7 +23,7 @@ from talas.errors import TalasError
 def build_cache(argv: list[str]) -> dict:
     from talas.cli import build, resolve
     from talas.train.meter import RunMeter, counting_encoder_forwards
-    from talas.cache.ensure import pick_device
+    from talas.models.teacher import pick_device
 
     cfg, _ = resolve(argv, "talas cache")
     meter = RunMeter(pick_device(cfg.device))
@@ -36,7 +36,7 @@ def build_cache(argv: list[str]) -> dict:
 
 def scores(model_dir: str, tasks: list, device: str) -> dict:
     """Main score of every task and the averages, on each split some task declares (validation, test)."""
-    from talas.cli.eval import load_encode
+    from talas.eval.models import load_encode
     from talas.eval.evaluate import evaluate
 
     encoders, _ = load_encode(model_dir, None, None, None, 64, device, "float32")
@@ -55,7 +55,7 @@ def train_and_score(argv: list[str], task_file: str, task_names: list[str]) -> d
     from talas.config.schema import config_dict
     from talas.eval.evaluate import load_tasks
     from talas.train.meter import SUMMARY_FILE
-    from talas.cache.ensure import pick_device
+    from talas.models.teacher import pick_device
     from talas.train.loop import train
 
     tasks = load_tasks(task_file or None, task_names or None)  # a wrong task fails before training

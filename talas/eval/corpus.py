@@ -17,8 +17,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from talas.cache.format import TeacherCache, open_cache
-from talas.cache.store import describe_bad
+from talas.cache.format import TeacherCache, describe_bad, open_cache
 from talas.errors import CacheError, ConfigError
 
 # Texts re-encoded to check that the cache holds the corpus model's vectors, and the cosine each must reach

@@ -202,7 +202,7 @@ def entropy_weight_table(cfg: CdmConfig, log=print) -> WeightTable:
     loads the models only when some text needs weights.
     """
     from talas.data.examples import load_from_config
-    from talas.cache.ensure import load_teacher, pick_device, teacher_max_length
+    from talas.models.teacher import load_teacher, pick_device, teacher_max_length
 
     texts = load_from_config(cfg).unique_texts()
     student = Encoder(nn.Identity(), load_tokenizer(cfg.student_model_name), cfg.student_pooling, cfg.max_length)

@@ -182,11 +182,12 @@ class TeacherSupply:
 def provide(cfg, needs: TeacherNeeds, texts: Sequence[str], anchors: Sequence[str], device: torch.device,
             log: Callable[[str], None] = print) -> TeacherSupply:
     """Build what ``needs`` asks for: the cache (built if missing) and/or the online teacher."""
-    from talas.cache.ensure import ensure_cache, load_teacher
+    from talas.cache import ensure_cache
+    from talas.models.teacher import load_teacher
 
     supply = TeacherSupply(needs)
     if needs.vectors == "cached":
-        supply.cache, supply.rows = ensure_cache(cfg, texts, anchors, log=log)
+        supply.cache, supply.rows = ensure_cache(cfg, texts, anchors)
         supply.dim = supply.cache.dim
     if needs.online:
         extra = {"attn_implementation": "eager"} if needs.attention_layers else {}

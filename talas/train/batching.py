@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from talas.cache.build import TeacherCache
+from talas.cache.format import TeacherCache
 from talas.data.examples import TrainingData
 from talas.models.encoder import Encoder, TokenEncoding
 from talas.teacher.provision import Aligner, Group

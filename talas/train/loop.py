@@ -27,7 +27,7 @@ from talas.methods import get_method
 from talas.methods.base import Stage
 from talas.teacher.provision import provide
 from talas.train.meter import SUMMARY_FILE, RunMeter, counting_encoder_forwards
-from talas.cache.ensure import pick_device, teacher_max_length
+from talas.models.teacher import pick_device, teacher_max_length
 
 
 def lr_lambda(kind: str, warmup: int, total: int):
