@@ -132,7 +132,8 @@ def machine() -> str:
 
 def sts_scores(encode, split: str) -> dict[str, float]:
     """Cosine Spearman ×100 on STS-B and SICK-R for ``split`` (validation for tuning, test to report)."""
-    from talas.eval.evaluate import evaluate, load_tasks
+    from talas.eval.evaluate import evaluate
+    from talas.eval.task_file import load_tasks
 
     result = evaluate(encode, load_tasks(None, ["STS-B", "SICK-R"]), split=split, progress=False)
     return {name: round(scores["spearman"], 2) for name, scores in result["tasks"].items()}

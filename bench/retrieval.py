@@ -46,7 +46,7 @@ def undistilled_student() -> str:
 def index_corpus(teacher: str, name: str, split: str) -> tuple[str, float | None]:
     """Build (or reuse) the teacher's cache of the task's corpus; returns its path and the build seconds (None: reused)."""
     from talas.cli import main as talas
-    from talas.eval.evaluate import load_tasks
+    from talas.eval.task_file import load_tasks
 
     corpus = load_tasks(None, ["QNLI-retrieval"])[0].files[split]["corpus"]
     cache = os.path.join(OUT, f"qnli_{split}_corpus_{name}.safetensors")
@@ -92,7 +92,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--index_only", action="store_true", help="only build the teacher's corpus cache (timed), then stop")
     args = parser.parse_args(argv)
     from talas.cli.eval import main as talas_eval
-    from talas.eval.evaluate import load_tasks
+    from talas.eval.task_file import load_tasks
 
     os.makedirs(OUT, exist_ok=True)
     teacher = minilm_path() if args.teacher == "minilm" else mpnet_path()

@@ -18,7 +18,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def sts(encode) -> dict[str, float]:
-    from talas.eval.evaluate import evaluate, load_tasks
+    from talas.eval.evaluate import evaluate
+    from talas.eval.task_file import load_tasks
 
     result = evaluate(encode, load_tasks(None, ["STS-B", "SICK-R"]), split="test", progress=False)
     return {name: scores["spearman"] for name, scores in result["tasks"].items()}

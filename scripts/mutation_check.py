@@ -249,7 +249,7 @@ MUTATIONS = [
       "discounts = 1.0 / np.log2(np.arange(3, 13))",
       ("tests/test_retrieval.py::test_retrieval_scores_known_values", "tests/test_retrieval.py::test_retrieval_scores_match_trec_eval")),
     M("pairing-corpus-by-query-model", "docs/evaluation.md: --query_model encodes the queries, --corpus_model the corpus",
-      "talas/cli/eval.py", 'encode_document = corpus_encoders["document"]',
+      "talas/eval/runs.py", 'encode_document = corpus_encoders["document"]',
       'encode_document = query_encoders["document"]',
       ("tests/test_retrieval.py::test_student_queries_against_a_teacher_corpus",)),
     M("corpus-cache-unchecked", "docs/evaluation.md: a corpus cache of other vectors (teacher, pooling, prompt) is refused",

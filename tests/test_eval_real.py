@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from talas.eval.evaluate import evaluate, load_tasks
+from talas.eval.evaluate import evaluate
+from talas.eval.task_file import load_tasks
 
 
 @pytest.mark.slow

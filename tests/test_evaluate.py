@@ -17,7 +17,8 @@ import torch
 from talas.eval import metrics
 from talas.errors import ConfigError, DataError, ModelError
 from talas.cli.eval import main
-from talas.eval.evaluate import evaluate, load_tasks
+from talas.eval.evaluate import evaluate
+from talas.eval.task_file import load_tasks
 
 # --- metrics: values worked out by hand -------------------------------------------------------
 

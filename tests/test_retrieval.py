@@ -20,7 +20,8 @@ from talas.eval import metrics
 from talas.cli import main as cli_main
 from talas.errors import ConfigError, DataError, ModelError
 from talas.cli.eval import main as eval_main
-from talas.eval.evaluate import evaluate, load_tasks
+from talas.eval.evaluate import evaluate
+from talas.eval.task_file import load_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -303,7 +303,7 @@ def progress(index: int, total: int, run: MethodRun, result: dict) -> str:
 def compare(argv: list[str]) -> int:
     """`talas compare ...`: plan and check every method, build the shared caches, run what is not finished, report."""
     from talas.compare.report import write_report
-    from talas.eval.evaluate import load_tasks
+    from talas.eval.task_file import load_tasks
 
     args, rest = build_parser().parse_known_args(argv)
     runs = plan(args, rest)

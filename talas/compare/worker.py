@@ -53,7 +53,7 @@ def scores(model_dir: str, tasks: list, device: str) -> dict:
 def train_and_score(argv: list[str], task_file: str, task_names: list[str]) -> dict:
     from talas.cli import resolve
     from talas.config.schema import config_dict
-    from talas.eval.evaluate import load_tasks
+    from talas.eval.task_file import load_tasks
     from talas.train.meter import SUMMARY_FILE
     from talas.models.teacher import pick_device
     from talas.train.loop import train

@@ -50,7 +50,6 @@ class CachedCorpus:
         if not covered:
             raise ConfigError(f"--corpus_cache {cache.path} holds none of the {len(set(corpus))} corpus texts of the chosen "
                               "tasks. Build it from the corpus file (`talas cache --train_data_path CORPUS ...`) or drop it.")
-        self.coverage = (len(covered), len(set(corpus)))
         self.spot_check(covered)
 
     def spot_check(self, covered: list[str]) -> None:

@@ -77,7 +77,7 @@ class Trainer:
 
         self.eval_tasks = None
         if cfg.eval_tasks:  # load now so a wrong task name fails before hours of training
-            from talas.eval.evaluate import load_tasks
+            from talas.eval.task_file import load_tasks
 
             self.eval_tasks = load_tasks(cfg.eval_task_file or None, [t.strip() for t in cfg.eval_tasks.split(",") if t.strip()])
         self.best_score = float("-inf")
@@ -333,7 +333,8 @@ class Trainer:
 
     def final_evaluation(self, method) -> None:
         """The full suite (test splits) on the final student, written next to it."""
-        from talas.eval.evaluate import evaluate, load_tasks
+        from talas.eval.evaluate import evaluate
+        from talas.eval.task_file import load_tasks
 
         result = evaluate(method.embed, load_tasks(self.cfg.eval_task_file or None), split="test")
         path = os.path.join(self.cfg.save_dir, "eval_final.json")
