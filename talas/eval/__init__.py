@@ -1,1 +1,2 @@
-"""Evaluation: declared tasks, metrics, scoring an encoder, retrieval corpora from the teacher cache."""
+"""Evaluation: declared tasks (task_file), metrics, scoring an encoder (evaluate), what `talas eval` loads
+(models), runs (runs) and reports (report), retrieval corpora from the teacher cache (corpus)."""

@@ -1,1 +1,2 @@
-"""Models: loading encoders and pooling, projections between spaces, the sentence-transformers export, the router."""
+"""Models: loading encoders and pooling, the teacher as the config names it, projections between spaces, the
+sentence-transformers export, the router."""
