@@ -3,8 +3,8 @@ recorded it (a Qwen3-Embedding cache from before the end-token fix pooled <|im_e
 <|endoftext|>) is never served silently, while older mean/cls caches keep working unchanged."""
 
 import hashlib
-import logging
 import json
+import logging
 import os
 from dataclasses import asdict, replace
 
@@ -22,7 +22,6 @@ from talas.cache.store import claim_target, describe, format_listing, keyed_path
 from talas.errors import CacheError
 from talas.models.encoder import Encoder
 from talas.models.teacher import teacher_end_token
-
 
 
 @pytest.fixture(autouse=True)
