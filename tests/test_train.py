@@ -12,7 +12,8 @@ import torch
 from e2e_helpers import launcher_flags, seed_config
 
 from talas import cli
-from talas.config.schema import build_parser
+from talas.cli.options import build_parser
+from talas.config import options
 from talas.methods.talas import TalasConfig, TalasMethod
 
 SENTENCES = [
@@ -116,7 +117,7 @@ def test_online_teacher_mode_and_single_text_data(workdir, tiny_bert, tiny_qwen3
 
 
 def test_config_file_then_flags_override(workdir, tiny_bert, tiny_qwen3):
-    from talas.config.schema import resolve_config
+    from talas.cli.options import resolve_config
 
     (workdir / "c.yaml").write_text("batch_size: 16\nlearning_rate: 1.0e-4\nkd_both_sides: false\n")
     cfg = resolve_config(TalasConfig, ["--config", "c.yaml", "--learning_rate", "3e-5"])
@@ -152,9 +153,9 @@ def test_user_errors_are_one_clear_line(workdir, capsys, argv, message):
 
 def test_help_lists_every_flag_with_its_default():
     text = build_parser(TalasConfig).format_help()
-    for f in TalasConfig.flags():
+    for f in options(TalasConfig):
         assert f"--{f.name}" in text
-    assert text.count("(default:") >= len(TalasConfig.flags())
+    assert text.count("(default:") >= len(options(TalasConfig))
     for seed_key in ("cache_teacher", "cache_path", "pooling_method", "normalize_cache", "cache_dtype", "w_task", "w_kd"):
         assert f"--{seed_key}" in text
 

@@ -61,7 +61,7 @@ import torch
 from torch import nn
 
 from talas.align.tokens import TokenView, aligned_positions, dtw_groups, token_view
-from talas.config.schema import option
+from talas.config import option
 from talas.models.encoder import (
     Encoder,
     LayerChoice,

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from talas.config.schema import CacheConfig, option
+from talas.config import CacheConfig, option
 from talas.models.encoder import layer_list, load_config
 from talas.errors import ConfigError
 from talas.losses.functions import cosine_distance, relative_similarity_loss, similarity_mse
