@@ -229,7 +229,7 @@ def test_cache_help_lists_only_data_teacher_and_cache_options(capsys):
 def test_train_help_is_grouped_and_names_the_method_help(capsys):
     text = help_of(["train", "--help"], capsys)
     for heading in ("command:", "data:", "student model:", "teacher model:", "teacher cache:", "training:", "method talas:",
-                    "run folder, checkpoints, logs and evaluation:"):
+                    "output, checkpoints and logs:"):
         assert f"\n{heading}\n" in text, heading
     assert "`talas train --method X --help`" in " ".join(text.split())
     assert text.index("\ntraining:\n") < text.index("\n  --learning_rate ") < text.index("\nmethod talas:\n") < text.index("\n  --w_kd ")

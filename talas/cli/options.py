@@ -29,11 +29,15 @@ def add_command_flags(parser: argparse.ArgumentParser, config: bool = True) -> N
     group.add_argument("--verbose", action="store_true", help="Show debug messages too.")
 
 
-def help_text(f: dataclasses.Field) -> str:
+def help_text(f: dataclasses.Field, repeatable: bool = False) -> str:
+    """The option's help with its default and range; an unset default (None) or a repeatable flag says none."""
     default = default_of(f)
-    shown = ",".join(map(str, default)) if isinstance(default, list) else default
-    limits = f.metadata.get("range")
-    return f"{f.metadata.get('help', '')} (default: {shown!r}{f'; valid: {limits}' if limits else ''})"
+    notes = ["repeatable"] if repeatable else []
+    if not repeatable and default is not None:
+        notes.append(f"default: {','.join(map(str, default)) if isinstance(default, list) else default!r}")
+    if f.metadata.get("range"):
+        notes.append(f"valid: {f.metadata['range']}")
+    return f.metadata.get("help", "") + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def add_option(group: argparse._ArgumentGroup, cls: type, f: dataclasses.Field) -> None:
@@ -44,7 +48,7 @@ def add_option(group: argparse._ArgumentGroup, cls: type, f: dataclasses.Field) 
         group.add_argument(f"--{f.name}", nargs="?", const=True, metavar="BOOL", help=help_text(f))
     elif typing.get_origin(kind) is list and typing.get_args(kind)[0] is str:
         # Repeatable: each use adds one value (several --model, one --pooling per model).
-        group.add_argument(f"--{f.name}", action="append", choices=choices, metavar=None if choices else "STR", help=help_text(f))
+        group.add_argument(f"--{f.name}", action="append", choices=choices, metavar=None if choices else "STR", help=help_text(f, True))
     else:
         metavar = None if choices else "LIST" if typing.get_origin(kind) is list else kind.__name__.upper()
         group.add_argument(f"--{f.name}", choices=choices, metavar=metavar, help=help_text(f))

@@ -37,7 +37,7 @@ class EvalConfig:
     max_length: int | None = option(None, "Max tokens per text (default: the ST folder's own, else 256).",
                                     group="models")
     tasks: str | None = option(None, "YAML file of task declarations (default: the bundled suite).", group="data")
-    task: list[str] = option([], "Evaluate only this task (repeatable).", group="data")
+    task: list[str] = option([], "Evaluate only this task.", group="data")
     data_dir: str | None = option(None, "Folder that relative data paths of the task file resolve against.", group="data")
     split: str = option("test", "The split scores are reported on.", ("test", "validation"), group="data")
     max_train_samples: int = option(4000, "Cap on classifier training rows per task (seeded random subset; 0 = all).",

@@ -26,7 +26,7 @@ GROUPS = {
     "training": "training",
     "method": "method",
     "evaluation": "evaluation",
-    "logging": "run folder, checkpoints, logs and evaluation",
+    "logging": "output, checkpoints and logs",
     "device": "devices and speed",
 }
 

@@ -33,7 +33,7 @@ class RouterConfig:
 
     query_model: str = option("", "The student folder (exported in the teacher's space).", group="models")
     document_model: str = option("", "The teacher folder.", group="models")
-    output_dir: str = option("", "Where the router model is written.", group="logging")
+    output_dir: str = option("", "Where the router model is written.", group="models")
     query_pooling: str | None = option(None, "Pooling of a plain transformers --query_model.", POOLING_METHODS, group="models")
     document_pooling: str | None = option(None, "Pooling of a plain transformers --document_model.", POOLING_METHODS, group="models")
 
