@@ -184,8 +184,8 @@ def prompt_check(cfg, texts: list[str], main_cache, tmp: str) -> dict:
     """A cache built with one prompt records it, serves it, and is refused to a run with another prompt."""
     from dataclasses import replace
 
-    from talas.errors import CacheError
     from talas.cache.ensure import ensure_cache
+    from talas.errors import CacheError
 
     path = os.path.join(tmp, "prompt", "teacher.safetensors")
     with_x = replace(cfg, teacher_prompt=PROMPT, cache_path=path, strict_cache=True)
@@ -253,9 +253,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (bf16 teacher on cuda, as talas does).")
     args = parser.parse_args()
 
+    from talas.cache.ensure import ensure_cache, load_teacher, pick_device, teacher_dtype
     from talas.cli.train import resolve
     from talas.data.examples import load_from_config
-    from talas.cache.ensure import ensure_cache, load_teacher, pick_device, teacher_dtype
 
     started = time.perf_counter()
     with Timer() as timer:
