@@ -204,7 +204,8 @@ def help_of(argv, capsys):
 
 
 def test_every_option_has_a_group_and_overrides_keep_the_general_ones():
-    from talas.config import GROUPS, CacheConfig, EvalConfig, options
+    from talas.config import GROUPS, CacheConfig, options
+    from talas.eval.options import EvalConfig
     from talas.methods import METHODS
     from talas.models.router import RouterConfig
 
@@ -256,7 +257,7 @@ def test_quiet_and_verbose_set_what_the_library_logs_show(monkeypatch, capsys, s
         log.warning("warning line")
         return 0
 
-    monkeypatch.setattr(talas.cli.train, "run", run)
+    monkeypatch.setattr(talas.cli.train, "main", run)
     assert cli.main(["train", *switch]) == 0
     out = capsys.readouterr().out
     assert {level for level in ("debug", "info", "warning") if f"{level} line" in out} == shown
@@ -297,7 +298,7 @@ def test_the_resolved_config_summary_shows_only_what_differs_from_the_defaults()
 def test_eval_and_router_flags_come_from_their_schemas(capsys):
     from talas.cli.eval import build_parser as eval_parser
     from talas.cli.options import parse
-    from talas.config import EvalConfig
+    from talas.eval.options import EvalConfig
 
     cfg, _ = parse(eval_parser(), EvalConfig, ["--model", "a", "--model", "b", "--pooling", "mean", "--max_length", "64"], "talas eval")
     assert (cfg.model, cfg.pooling, cfg.max_length, cfg.device, cfg.split) == (["a", "b"], ["mean"], 64, None, "test")

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {command!r}.\n{usage()}", file=sys.stderr)
         return 2
     # Imported on use: `talas eval` need not load the training stack, nor `talas --help` anything.
-    handler = importlib.import_module(f"talas.cli.{command}").run
+    handler = importlib.import_module(f"talas.cli.{command}").main
     try:
         with console_logging(verbosity(rest)):
             return handler(rest)

@@ -41,7 +41,7 @@ def cache_parser(cls: type) -> argparse.ArgumentParser:
     return parser
 
 
-def run(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:
     from talas.cache import store as cache_store
     from talas.cache.ensure import cache_file
 

@@ -119,7 +119,7 @@ def training_flags(name: str, flags: list[str], file: str | None, out: str) -> l
     return argv
 
 
-def run(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:
     """Resolve and check every method's config before anything runs (a bad option fails in seconds), then compare."""
     from talas.eval.evaluate import load_tasks
 

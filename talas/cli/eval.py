@@ -28,7 +28,7 @@ import numpy as np
 
 from talas.cli.options import build_parser as build_options_parser
 from talas.cli.options import parse
-from talas.config import EvalConfig, config_dict
+from talas.config import config_dict
 from talas.errors import ConfigError, ModelError, TalasError
 from talas.eval.corpus import CachedCorpus, open_corpus_cache
 from talas.eval.evaluate import (
@@ -40,6 +40,7 @@ from talas.eval.evaluate import (
     load_tasks,
     plan_splits,
 )
+from talas.eval.options import EvalConfig
 from talas.models.encoder import POOLING_METHODS, Encoder, resolve_model_path
 
 # The metric columns of the per-model detail table, in this order (a table shows those its tasks have).
@@ -326,7 +327,7 @@ def query_speed(results: dict[str, Any]) -> float | None:
     return results["texts_by_role"]["query"] / seconds if seconds else None
 
 
-def score(args: EvalConfig, argv: list[str]) -> int:
+def run(args: EvalConfig, argv: list[str]) -> int:
     import torch
 
     started = time.perf_counter()
@@ -392,15 +393,11 @@ def score(args: EvalConfig, argv: list[str]) -> int:
     return 0
 
 
-def run(argv: list[str]) -> int:
-    args, _ = parse(build_parser(), EvalConfig, argv, "talas eval")
-    return score(args, argv)
-
-
 def main(argv: list[str]) -> int:
-    """`talas eval ARGV` outside the dispatcher: 0, or 2 after one line on stderr for an error the user can fix."""
+    """`talas eval ARGV`: 0, or 2 after one line on stderr for an error the user can fix (--debug: the traceback)."""
     try:
-        return run(argv)
+        args, _ = parse(build_parser(), EvalConfig, argv, "talas eval")
+        return run(args, argv)
     except TalasError as exc:
         if "--debug" in argv:
             raise

@@ -6,7 +6,7 @@ from talas.cli.options import build_parser, parse
 from talas.models.router import RouterConfig, export_router
 
 
-def run(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:
     parser = build_parser(RouterConfig, "talas router", "Save one model that encodes queries with the student and documents "
                           "with the teacher (sentence-transformers Router).", config=False)
     cfg, _ = parse(parser, RouterConfig, argv, "talas router")

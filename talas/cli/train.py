@@ -40,7 +40,7 @@ def resolve(argv: list[str], prog: str = "talas train") -> Any:
     return cfg
 
 
-def run(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:
     from talas.train.loop import train
 
     train(resolve(argv))

@@ -1,4 +1,5 @@
-"""The options of `talas eval`: which models, which tasks, how the classifiers are fitted, where results go.
+"""The options of `talas eval` (one schema, as for training): which models, which tasks, how the
+classifiers are fitted, where results go.
 
 Options given once apply to every model; the per-model ones (``model``, ``pooling``, ``prompt``, ...)
 are lists that pair up in order with the models (see talas/cli/eval.py).
@@ -9,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from talas.config.options import check_ranges, option
+from talas.eval.evaluate import DEFAULT_MAX_TRAIN_SAMPLES
+from talas.models.encoder import POOLING_METHODS as POOLINGS
 
-POOLINGS = ("cls", "mean", "last_token")
 DTYPES = ("float32", "bfloat16", "float16")
 SOLVERS = ("lbfgs", "newton-cg", "newton-cholesky", "sag", "saga")
 
@@ -40,7 +42,7 @@ class EvalConfig:
     task: list[str] = option([], "Evaluate only this task.", group="data")
     data_dir: str | None = option(None, "Folder that relative data paths of the task file resolve against.", group="data")
     split: str = option("test", "The split scores are reported on.", ("test", "validation"), group="data")
-    max_train_samples: int = option(4000, "Cap on classifier training rows per task (seeded random subset; 0 = all).",
+    max_train_samples: int = option(DEFAULT_MAX_TRAIN_SAMPLES, "Cap on classifier training rows per task (seeded random subset; 0 = all).",
                                     at_least=0, group="evaluation")
     seed: int = option(0, "Seed of the training subset and the classifier.", group="evaluation")
     logreg_solver: str = option("lbfgs", "scikit-learn LogisticRegression solver (multinomial ones).", SOLVERS, group="evaluation")
