@@ -60,7 +60,7 @@ def build_parser(cls: type, prog: str = "talas train", description: str = "", in
 
     Defaults are suppressed so that what the user passed can be told apart; ``--help`` shows them.
     """
-    parser = argparse.ArgumentParser(prog=prog, description=description, argument_default=argparse.SUPPRESS, allow_abbrev=False)
+    parser = argparse.ArgumentParser(prog=prog, description=description, argument_default=argparse.SUPPRESS)
     add_command_flags(parser, config)
     chosen = [f for f in options(cls) if include is None or include(f)]
     titles = {**GROUPS, **(headings or {})}
