@@ -204,15 +204,15 @@ def help_of(argv, capsys):
 
 
 def test_every_option_has_a_group_and_overrides_keep_the_general_ones():
-    from talas.config import GROUPS, CacheConfig, options
+    from talas.config import GROUPS, CacheConfig, option_fields
     from talas.eval.options import EvalConfig
     from talas.methods import METHODS
     from talas.models.router import RouterConfig
 
-    general = {f.name: f.metadata["group"] for f in options(CacheConfig)}
+    general = {f.name: f.metadata["group"] for f in option_fields(CacheConfig)}
     assert general["method"] == "method" and not [n for n, g in general.items() if g == "method" and n != "method"]
     for cls in [*(m.config_class for m in METHODS.values()), EvalConfig, RouterConfig]:
-        for f in options(cls):
+        for f in option_fields(cls):
             assert f.metadata["group"] in GROUPS, (cls.__name__, f.name)
             assert f.metadata["group"] == general.get(f.name, f.metadata["group"]) or cls in (EvalConfig, RouterConfig), (cls.__name__, f.name)
 

@@ -13,7 +13,7 @@ from e2e_helpers import seed_config
 
 from talas import cli
 from talas.cli.options import build_parser
-from talas.config import options
+from talas.config import option_fields
 from talas.methods.talas import TalasConfig, TalasMethod
 
 SENTENCES = [
@@ -153,9 +153,9 @@ def test_user_errors_are_one_clear_line(workdir, capsys, argv, message):
 
 def test_help_lists_every_flag_with_its_default():
     text = build_parser(TalasConfig).format_help()
-    for f in options(TalasConfig):
+    for f in option_fields(TalasConfig):
         assert f"--{f.name}" in text
-    assert text.count("(default:") >= len(options(TalasConfig))
+    assert text.count("(default:") >= len(option_fields(TalasConfig))
     for seed_key in ("cache_teacher", "cache_path", "pooling_method", "normalize_cache", "cache_dtype", "w_task", "w_kd"):
         assert f"--{seed_key}" in text
 

@@ -20,7 +20,7 @@ import sys
 from talas.cli.options import add_command_flags
 from talas.cli.train import resolve
 from talas.compare.plan import check_shared, compare, method_run
-from talas.config import load_config_file, options
+from talas.config import load_config_file, option_fields
 from talas.errors import ConfigError
 from talas.methods import METHODS, get_method
 
@@ -95,7 +95,7 @@ def method_files(entries: list[str], names: list[str]) -> dict[str, str]:
 def split_flags(rest: list[str], names: list[str]) -> dict[str, list[str]]:
     """Each method's share of the training flags; reserved flags and flags no method has are errors."""
     groups = flag_groups(rest)
-    fields = {n: {f.name for f in options(get_method(n).config_class)} for n in names}
+    fields = {n: {f.name for f in option_fields(get_method(n).config_class)} for n in names}
     for flag, _ in groups:
         if flag in RESERVED:
             raise ConfigError(f"talas compare sets --{flag} itself: {RESERVED[flag]}.")
@@ -113,7 +113,7 @@ def training_flags(name: str, flags: list[str], file: str | None, out: str) -> l
     argv = ["--method", name, *(["--config", file] if file else []), *flags,
             # no in-loop validation: training is timed alone, the comparison scores the student after
             "--eval_tasks", "", "--eval_task_file", "", "--save_dir", os.path.join(out, "runs", name), "--overwrite", "true"]
-    has_cache = any(f.name == "cache_path" for f in options(get_method(name).config_class))
+    has_cache = any(f.name == "cache_path" for f in option_fields(get_method(name).config_class))
     if has_cache and not any(flag == "cache_path" for flag, _ in flag_groups(flags)):
         argv += ["--cache_path", os.path.join(out, "cache", "teacher.safetensors")]
     return argv

@@ -12,7 +12,7 @@ import typing
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from talas.config import GROUPS, coerce, config_from_values, load_config_file, options
+from talas.config import GROUPS, coerce, config_from_values, load_config_file, option_fields
 from talas.config.options import default_of, field_type
 from talas.errors import ConfigError
 
@@ -62,7 +62,7 @@ def build_parser(cls: type, prog: str = "talas train", description: str = "", in
     """
     parser = argparse.ArgumentParser(prog=prog, description=description, argument_default=argparse.SUPPRESS)
     add_command_flags(parser, config)
-    chosen = [f for f in options(cls) if include is None or include(f)]
+    chosen = [f for f in option_fields(cls) if include is None or include(f)]
     titles = {**GROUPS, **(headings or {})}
     for group in GROUPS:
         members = [f for f in chosen if f.metadata.get("group", "method") == group]
@@ -84,7 +84,7 @@ def parse(parser: argparse.ArgumentParser, cls: type, argv: list[str], prog: str
     path = args.pop("config", None)
     for name in COMMAND_FLAGS:
         args.pop(name, None)
-    fields = {f.name: f for f in options(cls)}
+    fields = {f.name: f for f in option_fields(cls)}
     file_values = load_config_file(path) if path else {}
     unknown = sorted(set(file_values) - set(fields))
     if unknown:

@@ -78,7 +78,7 @@ def option(
     return field(metadata=metadata, **factory)
 
 
-def options(cls: type) -> list[dataclasses.Field]:
+def option_fields(cls: type) -> list[dataclasses.Field]:
     """The fields of a config class that are options (the ``config`` field records the file they came from)."""
     return [f for f in dataclasses.fields(cls) if f.name != "config"]
 
@@ -180,7 +180,7 @@ def config_from_values(cls: type, values: dict[str, Any], source: str = "values"
     An unknown name or a bad value is a ConfigError naming the option and ``source``. Combinations
     that no single range expresses are checked by the config's ``check()`` when it has one.
     """
-    fields = {f.name: f for f in options(cls)}
+    fields = {f.name: f for f in option_fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(f"{source}: unknown option(s) {', '.join(unknown)}; valid names: {', '.join(fields)}.")
