@@ -219,7 +219,7 @@ def prompt_check(cfg, texts: list[str], main_cache, tmp: str) -> dict:
 def train_student(teacher_path: str, flags: list[str], cache_path: str, steps: int) -> dict:
     from sentence_transformers import SentenceTransformer
 
-    from talas.cli import resolve
+    from talas.cli.train import resolve
     from talas.train.loop import train
 
     out = os.path.join(OUT, "decoder_real", "student")
@@ -227,7 +227,7 @@ def train_student(teacher_path: str, flags: list[str], cache_path: str, steps: i
     flags = base_flags(teacher_path, minilm_path(), out) + flags + [
         "--student_pooling", "mean", "--epochs", "0", "--max_steps", str(steps), "--log_steps", "1", "--strict_cache", "true",
     ]
-    cfg, _ = resolve(flags, "talas train")
+    cfg = resolve(flags, "talas train")
     cfg.cache_path = cache_path
     with Timer() as timer:
         model_dir = train(cfg)
@@ -261,7 +261,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from talas.cache import ensure_cache
-    from talas.cli import resolve
+    from talas.cli.train import resolve
     from talas.data.examples import load_from_config
     from talas.models.teacher import load_teacher, pick_device, teacher_dtype
 
@@ -274,7 +274,7 @@ def main() -> None:
     # The student run's own flags (tune.py's base, later flags win): its config is the one the cache is keyed on.
     flags = ["--pooling_method", "last_token", "--max_length", str(args.max_length), "--max_train_samples",
              str(args.texts), "--batch_size", str(args.batch_size), "--cache_batch_size", str(args.batch_size), "--device", args.device]
-    cfg, _ = resolve(base_flags(teacher_path, student, os.path.join(OUT, "decoder_real", "student")) + flags, "talas train")
+    cfg = resolve(base_flags(teacher_path, student, os.path.join(OUT, "decoder_real", "student")) + flags, "talas train")
     cfg.cache_path = cache_path
     data = load_from_config(cfg)
     texts = data.unique_texts()

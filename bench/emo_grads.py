@@ -28,7 +28,7 @@ def main(argv: list[str]) -> None:
     args, extra = parser.parse_known_args(argv)
     import torch
 
-    from talas.cli import resolve
+    from talas.cli.train import resolve
     from talas.methods.emo import EmoMethod
     from talas.train.loop import train
 
@@ -53,7 +53,7 @@ def main(argv: list[str]) -> None:
     flags = base_flags(mpnet_path(), minilm_path(), out) + [
         "--method", "emo", "--max_steps", str(args.steps), "--batch_size", "32", "--learning_rate", args.learning_rate,
         "--warmup_ratio", "0", "--overwrite", "true", *extra]
-    cfg, _ = resolve(flags, "talas train")
+    cfg = resolve(flags, "talas train")
     train(cfg)
 
 

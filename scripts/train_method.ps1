@@ -1,20 +1,25 @@
 # Shared body of the per-method PowerShell launchers (scripts/train_<method>.ps1, twins of the .sh
-# scripts): runs main.py with the method, the data, model and save-dir parameters, the method's
-# defaults, then the caller's flags (which come last, so they override the defaults). A launcher calls:
+# scripts): runs main.py with the method's seed recipe config/seed_<method>.yaml (only what differs from
+# the schema's defaults), the data, model and save-dir parameters that are set, then the caller's flags
+# (which come last, so they win). A launcher calls:
 #   & (Join-Path $PSScriptRoot "train_method.ps1") -Method dskd -TrainData $TrainData -Student $Student `
-#       -Teacher $Teacher -SaveDir $SaveDir -Extra $args -Defaults @("--batch_size", "32")
+#       -Teacher $Teacher -SaveDir $SaveDir -Extra $args
 param(
     [string]$Method,
     [string]$TrainData,
     [string]$Student,
     [string]$Teacher,
     [string]$SaveDir,
-    [string[]]$Defaults = @(),
+    [string[]]$Before = @(),
     $Extra = @()
 )
 $ErrorActionPreference = "Stop"
 Set-Location (Join-Path $PSScriptRoot "..")
 $Py = if (Test-Path ".venv\Scripts\python.exe") { ".venv\Scripts\python.exe" } else { "python" }
-& $Py main.py --method $Method --train_data_path $TrainData --student_model_name $Student `
-    --teacher_model_name $Teacher --save_dir $SaveDir @Defaults @Extra
+$Flags = @("--config", "config/seed_$Method.yaml")
+if ($TrainData) { $Flags += @("--train_data_path", $TrainData) }
+if ($Student) { $Flags += @("--student_model_name", $Student) }
+if ($Teacher) { $Flags += @("--teacher_model_name", $Teacher) }
+if ($SaveDir) { $Flags += @("--save_dir", $SaveDir) }
+& $Py main.py @Flags @Before @Extra
 exit $LASTEXITCODE

@@ -1,13 +1,11 @@
 """Scaffolding shared by the end-to-end tests (test_cdm, test_dskd, test_emo, test_stella, test_token_e2e,
-test_train): the text file a run trains on, the resume and export checks, the seed-style config modules
-and the launcher scripts (scripts/train_<method>.sh and .ps1). Imported like tiny_models.py."""
+test_train): the text file a run trains on, the resume and export checks, the seed-style config modules.
+Imported like tiny_models.py."""
 
 from __future__ import annotations
 
 import importlib
 import os
-import re
-import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -87,38 +85,3 @@ def seed_config(name: str):
         return importlib.import_module(f"config.{name}")
     finally:
         sys.path.remove(str(ROOT))
-
-
-def _sh_flags(method: str) -> list[str]:
-    text = (ROOT / "scripts" / f"train_{method}.sh").read_text(encoding="utf-8")
-    body = text.split('"$PY" main.py \\\n', 1)[1]
-    assert body.rstrip().endswith('"$@"'), f"train_{method}.sh does not pass on the caller's flags last"
-    body = re.sub(r'"\$\{\w+:-([^}]*)\}"', r"\1", body.rstrip()[: -len('"$@"')])  # each variable's default
-    return shlex.split(body.replace("\\\n", " "))
-
-
-def _ps1_flags(method: str) -> list[str]:
-    text = (ROOT / "scripts" / f"train_{method}.ps1").read_text(encoding="utf-8")
-    defaults = dict(re.findall(r'\[string\]\$(\w+) = "([^"]*)"', text))  # the param block
-    call = text.split('& (Join-Path $PSScriptRoot "train_method.ps1")', 1)[1].split("exit $LASTEXITCODE", 1)[0]
-    array = re.search(r"-Defaults @\((.*?)\)", call, re.S)
-    method_defaults = [defaults[v] if v else s for s, v in re.findall(r'"([^"]*)"|\$(\w+)', array.group(1))]
-    named = dict(re.findall(r"-(\w+)\s+(\S+)", call[: array.start()] + call[array.end():]))
-    assert named.pop("Extra") == "$args", f"train_{method}.ps1 does not pass on the caller's flags"
-    bound = {k: defaults[v[1:]] if v.startswith("$") else v for k, v in named.items()}
-    shared = (ROOT / "scripts" / "train_method.ps1").read_text(encoding="utf-8")
-    tokens = shared.split("& $Py main.py", 1)[1].split("exit $LASTEXITCODE", 1)[0].replace("`", " ").split()
-    assert tokens[-2:] == ["@Defaults", "@Extra"], "train_method.ps1 must pass the caller's flags after the defaults"
-    flags = [bound[t[1:]] if t.startswith("$") else t for t in tokens[:-2]]
-    return flags + method_defaults
-
-
-def launcher_flags(method: str) -> dict[str, str]:
-    """The flags scripts/train_<method>.sh and .ps1 give main.py when run without overrides, read from
-    the scripts (.ps1 through the shared scripts/train_method.ps1); asserts both give the same flags in
-    the same order, starting with --method <method>, and returns them as {flag: value}."""
-    sh, ps1 = _sh_flags(method), _ps1_flags(method)
-    assert sh == ps1, (method, sh, ps1)
-    assert sh[:2] == ["--method", method] and len(sh) % 2 == 0
-    assert all(flag.startswith("--") for flag in sh[::2]), sh
-    return dict(zip(sh[::2], sh[1::2], strict=True))

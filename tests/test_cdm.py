@@ -13,7 +13,7 @@ import math
 
 import pytest
 import torch
-from e2e_helpers import check_export, check_resume, in_texts_dir, launcher_flags, online_command
+from e2e_helpers import check_export, check_resume, in_texts_dir, online_command
 
 from talas import cli
 from talas.align.tokens import dtw_groups, token_view
@@ -318,5 +318,3 @@ def test_config_module_and_scripts():
 
     module = importlib.import_module("config.cdm_config")
     assert (module.w_task, module.w_kd, module.token_weights, module.group_loss) == (0.9, 0.1, "both", "mse")
-    # scripts/train_cdm.sh and .ps1 (through scripts/train_method.ps1) run main.py --method cdm alike
-    assert launcher_flags("cdm")["--w_kd"] == "0.1"

@@ -16,7 +16,7 @@ from talas.methods.stella import StellaConfig, StellaMethod
 from talas.teacher.provision import distinct_rows
 
 sys.path.insert(0, os.path.dirname(__file__))
-from e2e_helpers import launcher_flags, seed_config  # noqa: E402
+from e2e_helpers import seed_config  # noqa: E402
 from test_train import SENTENCES, refuse_teacher, write_nli  # noqa: E402
 from tiny_models import build_qwen3  # noqa: E402
 
@@ -289,5 +289,3 @@ def test_seed_style_config_module_and_scripts():
     assert (stella_config.w_cos, stella_config.w_sim, stella_config.w_resim, stella_config.resim_margin) == (10.0, 200.0, 20.0, 0.015)
     assert (stella_config.stage1_lr, stella_config.stage2_lr) == (1e-4, 8e-5)
     assert stella_config.matryoshka_dims == [1024, 512, 256, 128] and stella_config.cache_teacher is True
-    # scripts/train_stella.sh and .ps1 (through scripts/train_method.ps1) run main.py --method stella alike
-    assert launcher_flags("stella")["--matryoshka_dims"] == "1024,512,256,128"

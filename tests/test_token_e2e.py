@@ -12,7 +12,7 @@ from e2e_helpers import check_export, check_resume, in_texts_dir, online_command
 from torch import nn
 
 from talas import cli
-from talas.config.schema import TrainConfig
+from talas.config import TrainConfig
 from talas.models.encoder import Encoder
 from talas.methods import METHODS
 from talas.methods.base import Method

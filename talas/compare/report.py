@@ -10,6 +10,9 @@ import time
 
 from talas.train.checkpoint import write_json
 
+#: What every method of a comparison must share: the data, the models and the budget (reported once).
+SHARED = ("train_data_path", "max_train_samples", "teacher_model_name", "student_model_name", "student_num_layers", "student_layers",
+          "max_length", "batch_size", "grad_accum_steps", "epochs", "max_steps", "seed", "device")
 PLOTS = ("scores", "loss", "time", "memory")
 MEMORY_LABELS = {"rss": "peak RSS", "cuda_allocated": "CUDA peak allocated", "cuda_reserved": "CUDA peak reserved"}
 
@@ -233,8 +236,6 @@ def save(fig, path: str) -> None:
 
 def write_report(out: str, command: list[str], runs: list, done: dict[str, dict], caches: dict[str, dict | None]) -> str:
     """Write comparison.json, comparison.md and plots/ for the finished methods; returns the seed-shaped table."""
-    from talas.compare.plan import SHARED
-
     order = [run.name for run in runs if run.name in done]
     rows = {run.name: method_row(run.name, done[run.name], caches.get(run.cache_id) if run.reads_cache else None)
             for run in runs if run.name in done}

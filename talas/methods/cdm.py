@@ -61,7 +61,7 @@ import torch
 from torch import nn
 
 from talas.align.tokens import TokenView, aligned_positions, dtw_groups, token_view
-from talas.config.schema import option
+from talas.config import option
 from talas.models.encoder import (
     Encoder,
     LayerChoice,
@@ -85,7 +85,7 @@ _LOGIT_BUDGET = 1 << 26
 
 @dataclass
 class CdmConfig(ProjectionConfig):
-    student_pooling: str = option("mean", "Student pooling.", ("cls", "mean", "last_token"))
+    student_pooling: str = option("mean", "Student pooling.", ("cls", "mean", "last_token"), group="student")
     w_task: float = option(0.9, "Weight of the InfoNCE task loss (CDM: 0.9, i.e. kd_alpha).")
     w_kd: float = option(0.1, "Weight of L_cdm, the aligned-group state loss (CDM: 0.1).")
     teacher_layer: int = option(-1, "Teacher hidden-state layer distilled (transformers' numbering, -1 = last).")

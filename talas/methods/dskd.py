@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from talas.config.schema import TrainConfig, option
+from talas.config import TrainConfig, option
 from talas.models.encoder import load_config, pool
 from talas.errors import ConfigError
 from talas.losses.functions import cosine_distance, cross_attend, normalized_mse, similarity_kl, std_scaled

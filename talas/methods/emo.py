@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import torch
 
 from talas.align.tokens import TokenView
-from talas.config.schema import option
+from talas.config import option
 from talas.errors import ConfigError
 from talas.losses.functions import emo_importance, emo_masses, emo_ot_cost, emo_top_m, linear_cka, sinkhorn
 from talas.methods.base import Method

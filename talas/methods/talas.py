@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from talas.config.schema import CacheConfig, option
+from talas.config import CacheConfig, option
 from talas.errors import ConfigError
 from talas.losses.functions import cosine_distance, info_nce, normalized_mse, normalized_mse_elementwise
 from talas.methods.base import Method

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 from torch import nn
 
-from talas.config.schema import config_dict
+from talas.config import config_dict
 
 ST_POOLING = {"cls": "cls", "mean": "mean", "last_token": "lasttoken"}
 

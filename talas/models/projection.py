@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from talas.config.schema import TrainConfig, option
+from talas.config import TrainConfig, option
 from talas.models.encoder import pool
 
 RIDGE_ALPHA = 1e-2  # ridge strength relative to the inputs' mean variance: a mild shrinkage

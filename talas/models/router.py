@@ -16,14 +16,32 @@ here: a width mismatch is refused, as in ``talas eval --query_model/--corpus_mod
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import sys
+from dataclasses import dataclass
 
+from talas.config import option
+from talas.config.options import check_ranges
+from talas.errors import ConfigError, ModelError
 from talas.models.encoder import POOLING_METHODS
-from talas.errors import ConfigError, ModelError, TalasError
 from talas.models.export import ST_POOLING, st_modules
+
+
+@dataclass
+class RouterConfig:
+    """The options of `talas router`; the three paths are required."""
+
+    query_model: str = option("", "The student folder (exported in the teacher's space).", group="models")
+    document_model: str = option("", "The teacher folder.", group="models")
+    output_dir: str = option("", "Where the router model is written.", group="models")
+    query_pooling: str | None = option(None, "Pooling of a plain transformers --query_model.", POOLING_METHODS, group="models")
+    document_pooling: str | None = option(None, "Pooling of a plain transformers --document_model.", POOLING_METHODS, group="models")
+
+    def check(self) -> None:
+        check_ranges(self)
+        missing = [f"--{name}" for name in ("query_model", "document_model", "output_dir") if not getattr(self, name)]
+        if missing:
+            raise ConfigError(f"`talas router` needs {', '.join(missing)}: the student folder, the teacher folder and where to write the router.")
 
 
 def router_class():
@@ -84,28 +102,3 @@ def export_router(query_model: str, document_model: str, out_dir: str, query_poo
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp, out_dir)
     return out_dir
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="talas router", description="Save one model that encodes queries with the student "
-                                "and documents with the teacher (sentence-transformers Router).")
-    p.add_argument("--query_model", required=True, help="the student folder (exported in the teacher's space)")
-    p.add_argument("--document_model", required=True, help="the teacher folder")
-    p.add_argument("--output_dir", required=True, help="where the router model is written")
-    p.add_argument("--query_pooling", choices=POOLING_METHODS, help="pooling of a plain transformers --query_model")
-    p.add_argument("--document_pooling", choices=POOLING_METHODS, help="pooling of a plain transformers --document_model")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    return p
-
-
-def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        out = export_router(args.query_model, args.document_model, args.output_dir, args.query_pooling, args.document_pooling)
-    except TalasError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"Saved the query/document router to {out}: SentenceTransformer({out!r}).encode_query / .encode_document")
-    return 0

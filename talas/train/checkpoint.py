@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from talas.config.schema import config_dict, save_config
+from talas.config import config_dict, save_config
 from talas.errors import ConfigError, TrainingError
 from talas.faults import fault, fault_enospc
 

@@ -18,7 +18,7 @@ import torch
 
 from talas.train.batching import PairCollator, epoch_batches, example_lengths, to_device
 from talas.train.checkpoint import RunFolder, list_checkpoints, set_rng_state, write_json
-from talas.config.schema import check_options, format_config
+from talas.config import check_options, format_config
 from talas.data.examples import load_from_config
 from talas.models.encoder import Encoder, check_dropout, check_model_folder, chosen_layers, layer_choice, set_dropout
 from talas.errors import ConfigError, TrainingError

@@ -1,8 +1,8 @@
 """One process of `talas compare` (talas/compare/plan.py starts it; each has its own memory):
 
-    python -m talas.compare.worker cache --result R.json -- <talas train flags>
+    python -m talas.cli.worker cache --result R.json -- <talas train flags>
         build (or find) the teacher cache those flags read; R.json: seconds, teacher passes, peak RSS
-    python -m talas.compare.worker train --result R.json --eval_task_file F --eval_tasks A,B -- <talas train flags>
+    python -m talas.cli.worker train --result R.json --eval_task_file F --eval_tasks A,B -- <talas train flags>
         train, then score the exported student on the validation and test splits of the tasks;
         R.json: the resolved config, the run's run_summary.json, train and evaluation seconds, scores
 
@@ -17,19 +17,22 @@ import os
 import sys
 import time
 
+from talas.cli.cache import build
+from talas.cli.console import console_logging
+from talas.cli.train import resolve
+from talas.config import config_dict
 from talas.errors import TalasError
 
 
 def build_cache(argv: list[str]) -> dict:
-    from talas.cli import build, resolve
-    from talas.train.meter import RunMeter, counting_encoder_forwards
     from talas.models.teacher import pick_device
+    from talas.train.meter import RunMeter, counting_encoder_forwards
 
-    cfg, _ = resolve(argv, "talas cache")
+    cfg = resolve(argv, "talas cache")
     meter = RunMeter(pick_device(cfg.device))
     began = time.perf_counter()
     with counting_encoder_forwards() as count:
-        build(cfg, {})
+        build(cfg)
     return {"seconds": round(time.perf_counter() - began, 3), "teacher_forwards": count.as_dict(),
             "peak_memory_mb": meter.peak_memory(), "cache_path": cfg.cache_path, "method": cfg.method}
 
@@ -51,15 +54,13 @@ def scores(model_dir: str, tasks: list, device: str) -> dict:
 
 
 def train_and_score(argv: list[str], task_file: str, task_names: list[str]) -> dict:
-    from talas.cli import resolve
-    from talas.config.schema import config_dict
-    from talas.eval.task_file import load_tasks
-    from talas.train.meter import SUMMARY_FILE
     from talas.models.teacher import pick_device
+    from talas.eval.task_file import load_tasks
     from talas.train.loop import train
+    from talas.train.meter import SUMMARY_FILE
 
     tasks = load_tasks(task_file or None, task_names or None)  # a wrong task fails before training
-    cfg, _ = resolve(argv, "talas train")
+    cfg = resolve(argv, "talas train")
     began = time.perf_counter()
     model_dir = train(cfg)
     trained = time.perf_counter()
@@ -73,10 +74,9 @@ def train_and_score(argv: list[str], task_file: str, task_names: list[str]) -> d
 
 
 def main(argv: list[str]) -> int:
-    from talas.cli.console import console_logging
     from talas.train.checkpoint import write_json
 
-    parser = argparse.ArgumentParser(prog="python -m talas.compare.worker")
+    parser = argparse.ArgumentParser(prog="python -m talas.cli.worker")
     parser.add_argument("mode", choices=("cache", "train"))
     parser.add_argument("--result", required=True)
     parser.add_argument("--eval_task_file", default="")
