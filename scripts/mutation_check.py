@@ -52,6 +52,7 @@ RESUME = ("tests/test_resume.py::test_talas_resume_continues_from_the_checkpoint
 REEXPORT = ("tests/test_resume.py::test_stella_reexport_resumes_without_a_training_step",)
 KEY_CHANGE = "tests/test_cache.py::test_key_change_triggers_rebuild_with_the_new_setting"
 SCHEDULE = "tests/test_schedule.py::test_learning_rate_per_step"
+ALIVE = "tests/test_options_alive.py::test_option_changes_training"
 
 MUTATIONS = [
     M("resume-ignored", "README: `--resume latest` continues a run from its newest checkpoint",
@@ -285,6 +286,22 @@ MUTATIONS = [
       "talas/methods/cdm.py", "out[i] = tuple(weights[row][real].tolist())",
       "out[i] = tuple(weights[row][: len(ids[i])].tolist())",
       ("tests/test_cdm.py::test_entropy_weights_per_text_whatever_the_padding_and_batching",)),
+    M("dskd-kd-rate-ignored", "issue 22: every option is alive (DSKD's --kd_rate weighs InfoNCE against the DSKD terms)",
+      "talas/methods/dskd.py", "(1 - cfg.kd_rate) * task + cfg.kd_rate * dskd",
+      "(1 - 0.5) * task + 0.5 * dskd",
+      (f"{ALIVE}[dskd-kd_rate]",)),
+    M("cdm-w-kd-ignored", "issue 22: every option is alive (CDM's --w_kd weighs the aligned-group term)",
+      "talas/methods/cdm.py", "cfg.w_kd * cdm",
+      "0.1 * cdm",
+      (f"{ALIVE}[cdm-w_kd]",)),
+    M("stella-w-sim-ignored", "issue 22: every option is alive (Stella's --w_sim weighs L_sim)",
+      "talas/methods/stella.py", "cfg.w_sim * metrics",
+      "200.0 * metrics",
+      (f"{ALIVE}[stella-w_sim]",)),
+    M("emo-alpha-ignored", "issue 22: every option is alive (EMO's --alpha weighs the distillation terms)",
+      "talas/methods/emo.py", "(1 - cfg.alpha) * task + cfg.alpha * (",
+      "(1 - 0.5) * task + 0.5 * (",
+      (f"{ALIVE}[emo-alpha]",)),
 ]
 
 

@@ -1,20 +1,8 @@
-"""What every method provides to the training loop (see DESIGN.md, "A method's contract").
+"""What every method provides to the training loop: the ``Method`` base class and its ``Stage``.
 
-A method is an ``nn.Module`` holding the student and its own trainable extras (projections,
-heads). ``forward(batch)`` returns ``(loss, metrics)`` (metrics: detached scalar tensors, one per loss
-term, so logging never forces a device sync inside the step); the loop knows nothing else.
-
-Optional hooks, with defaults that make a plain single-stage method:
-- ``teacher_needs(cfg)`` declares what the teacher supplies at every step (a ``TeacherNeeds``:
-  cached or online sentence vectors, online token states / attentions of chosen layers, token
-  alignments); the default is cached vectors (online with ``--cache_teacher false``), none when
-  ``uses_teacher(cfg)`` is False. ``aligners(cfg)`` maps each declared alignment to its function;
-- ``validate(cfg)`` checks options against the models' configs before any data, cache or weights
-  are loaded, so a bad combination fails in seconds, not after the teacher cache is built;
-- ``stages()`` lists training phases (Stella trains its head alone first); the loop runs them in
-  order, each with a fresh optimiser and schedule, checkpoints under ``checkpoints/<stage>/``;
-- ``export_modules()`` adds sentence-transformers modules after pooling to the exported student,
-  and ``embed(texts)`` gives the same vectors in memory (for validation during training).
+A method is an ``nn.Module`` holding the student and its trainable extras; ``forward(batch)`` returns
+``(loss, metrics)`` and the optional hooks below default to a plain single-stage method that reads
+cached teacher vectors. The contract in full: docs/methods.md#a-methods-contract.
 """
 
 from __future__ import annotations

@@ -2,54 +2,9 @@
 
     talas train --method cdm --student_model_name <student> --teacher_model_name <teacher>
 
-Each text is aligned once, before training: every token gets a weight from the entropy of its
-model's own token distribution, w = floor(3 + 3·sigmoid(4·Ĥ − 2)) ∈ {3, 4, 5} (Ĥ min–max
-normalised over the text), and a weighted DTW over the two token strings (cost
-edit_distance · w_S · w_T, talas.align.tokens.dtw_groups) cuts them into aligned groups. Each step:
-h̄ = token states averaged within each group (student: last layer; teacher: ``--teacher_layer``),
-P = Linear(d_T → d_S) trained with the student at its own lr (``--projection_lr`` 1e-3) and not exported,
-L_cdm = mean over groups ‖n(P(h̄^T)) − n(h̄^S)‖²,
-L = w_task · InfoNCE(z_a, z_p; τ) + w_kd · L_cdm, published weights w_task = 0.9, w_kd = 0.1.
-
-Choices and deviations (measured in BENCHMARKS.md, "CDM"):
-- **Weights are fixed per text.** A text's DTW path must not be recomputed per step, so its
-  weights cannot follow the student as it trains: they come from one pass before training
-  (``entropy_weight_table``) with the frozen teacher and the *initial* student. Distributions:
-  the student's MLM head when its checkpoint has one, else (and always for the teacher) the
-  last hidden states times the model's own input embeddings as pseudo-logits (tied embeddings).
-  ``--token_weights teacher`` weights the teacher side only, ``none`` runs plain DTW.
-- **Only texts whose weights can matter are passed through the models.** When both sides give
-  the same piece sequence, the diagonal costs 0 and every weighted path of cost 0 is that same
-  path, so the weights cannot change the groups. On all-MiniLM-L6-v2 ↔ all-mpnet-base-v2 this
-  holds for every one of the 19,173 training texts: the pass is tokenization only, and the groups
-  are one token to one token. Qwen2.5's byte-level BPE against WordPiece differs on about half
-  (1,024 of 2,000 texts); there the weights change 2 % (initial 2-layer student) to 4 % (full
-  6-layer model) of the paths, each time slightly toward the exact character-span alignment.
-- **The weight table is keyed by the two token views** (``Method.aligners`` hands the aligner
-  the views, not the text); a text with differing pieces missing from the table is an error,
-  never a silent fall-back to unweighted DTW.
-- The vocabulary map of the paper (top-K 100, threshold 0.3, KL at temperature 0.8) aligns LM
-  logits; sentence embedders have none to distil, so the aligned groups' hidden states are the
-  distilled quantity, as METHODS.md defines it.
-- P starts from scratch, so it gets its own peak lr (1e-3, as DSKD's and EMO's projectors): at the
-  student's 5e-5 it barely moved in 150 steps (L_cdm 1.91 → 1.76, i.e. cos ≈ 0.1) and the run scored
-  as the student-only baseline.
-- ``--center`` (off by default) subtracts each side's batch-mean group state before normalising:
-  the published term pulled every student token toward one shared direction (sentence cosine
-  0.22 → 0.48 after 150 steps at 2e-4, SICK-R −4.8); centring did not recover the baseline
-  (5e-5 and 2e-4).
-- Options not in the paper (off by default; measured in BENCHMARKS.md, "CDM"): ``--projection
-  student_to_teacher`` carries the student's group states into the teacher's space (P: d_S → d_T)
-  and compares them with the teacher's own: the published direction fits P(h_T) to the student, so
-  the target follows the student and drifts with it, where the teacher's own states cannot;
-  ``--projection_init ridge`` fits P between the untrained models' mean states (talas.models.projection);
-  ``--group_loss relative`` compares the states unnormalised (see losses.cdm_group_mse): per-group
-  normalisation hides the text's mean state, which with one-to-one groups is the sentence vector.
-- L_cdm is the squared distance per group (= 2(1 − cos)), as TALAS's KD term; the mean over
-  the D entries (1/D of it: ~1/384 here, negligible next to InfoNCE at w_kd = 0.1) is
-  ``--group_loss mse_elementwise``.
-- Logged terms are unweighted (``task``, ``cdm``), ``groups`` is the number of aligned groups in
-  the batch; ``loss`` is the weighted sum.
+L = w_task · InfoNCE + w_kd · L_cdm over token groups aligned once before training by DTW with
+entropy weights. Owns CdmConfig, the entropy-weight pass and its table, the weighted-DTW aligner
+and CdmMethod. Formulas, defaults and deviations from the paper: docs/methods.md#cdm.
 """
 
 from __future__ import annotations

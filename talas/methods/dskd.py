@@ -2,47 +2,10 @@
 
     talas train --method dskd --student_model_name <student> --teacher_model_name <teacher>
 
-The teacher runs online; its tokenizer and width may differ from the student's. Per sentence (never
-across the batch), the student's layer-0 token states query the teacher's layer-0 token states:
-    q = P_q(E_S) [Ls, d_T],  k = E_T / std [Lt, d_T],  A = q kᵀ / √d_T,
-masked on padding per side (left or right). The attention carries each model's last-layer token states
-into the other's space:
-    ĥ_t→s = softmax_rows(A)  · P_t2s(h_T / std)   [Ls, d_S]   (teacher in the student's space)
-    ĥ_s→t = softmax_rows(Aᵀ) · P_s2t(h_S)         [Lt, d_T]   (student in the teacher's space)
-and each is pooled as its target model pools (v_t→s with the student's pooling over student tokens,
-v_s→t with the teacher's over teacher tokens). With z_S, z_T the two models' own sentence vectors:
-    align_t2s  = d(v_t→s, sg(z_S))        the teacher, carried, must read as a student vector
-    kl_student = KL(p(sg(v_t→s)) ‖ p(z_S))  the student learns the carried teacher's in-batch geometry
-    align_s2t  = d(v_s→t, z_T)            the student, carried, must read as the teacher's vector
-    kl_teacher = KL(p(z_T) ‖ p(v_s→t))      ... and order the batch as the teacher does
-    L = (1 − kd_rate)·InfoNCE + kd_rate·(align_t2s + kl_student + align_s2t + kl_teacher)
-d = 1 − cos (``--align_loss mse``: squared distance of normalised vectors); p(x) = in-batch similarity
-distribution softmax_{j≠i}(cos(x_i, x_j) / (τ·T)), τ = ``--temperature``, T = ``--kd_temperature``.
-Published defaults: kd_rate 0.5, KD temperature 2.0, projectors at their own lr 1e-3.
-
-How this maps the LM version and where it deviates:
-- Vocabulary logits become sentence-level quantities: the KL is between in-batch similarity
-  distributions (InfoNCE's logits cos/τ, softened by T) instead of next-token distributions, and
-  the t→s projector's own task (the LM version's cross-entropy of t→s logits on the gold tokens)
-  is align_t2s, with the student's vector as the (detached) label. As published, the student
-  learns from the carried teacher only through the detached KL target in its own space, and
-  through both teacher-space terms, which reach its token states via P_s2t.
-- Index embeddings: the LM version concatenates input and target-token embeddings; an encoder has
-  no target tokens, so queries and keys are the layer-0 states (embedding output) alone, and the
-  student's are detached as the original detaches its embedding lookups.
-- std is taken per sentence over its real tokens (the original: one scalar over the padded batch),
-  so a sentence's carried states do not depend on its batch mates or on padding.
-- Each distinct text is used once in the DSKD terms (a second dropout view of the same text would
-  add a pair of similarity ~1 to both distributions and say nothing about the teacher).
-- Every projector is trained (the reference code left one detached): P_q through both attention
-  directions, P_t2s through align_t2s, P_s2t through both teacher-space terms. They exist only for
-  training: the export is the student alone, as it is evaluated.
-- ``--projector_init ridge`` (off by default, not in the paper) starts P_s2t and P_t2s from a ridge fit
-  between the untrained models' mean states instead of at random: a random P_s2t leaves the
-  carried student far from the teacher's space for many steps (measured with all-mpnet-base-v2:
-  1 − cos(v_s→t, z_T) still 0.72 after 150 steps, where a linear map of the untrained student
-  already reaches 0.36), and the teacher-space terms then mostly fit the projector.
-Logged per step: task, align_t2s, kl_student, align_s2t, kl_teacher (unweighted), dskd (their sum), loss.
+L = (1 − kd_rate)·InfoNCE + kd_rate·(align_t2s + kl_student + align_s2t + kl_teacher), the online
+teacher's and the student's token states carried into each other's space by a per-sentence
+attention. Owns DskdConfig and DskdMethod (its three projectors). Formulas, defaults and where it
+deviates from the paper: docs/methods.md#dskd.
 """
 
 from __future__ import annotations

@@ -1,39 +1,10 @@
-"""EMO (EMNLP 2025): distillation by intra-model relations (attention CKA) and optimal transport.
+"""EMO (Truong et al., EMNLP 2025): distillation by intra-model relations (attention CKA) and optimal transport.
 
-    python main.py --method emo --student_model_name <student> --teacher_model_name <teacher>
+    talas train --method emo --student_model_name <student> --teacher_model_name <teacher>
 
-Truong et al., "EMO: Embedding Model Distillation via Intra-Model Relation and Optimal Transport
-Alignments". For each text, with the teacher run online (eager attention) on the same batch:
-
-- MinED map: reciprocal minimum-edit-distance pairs of student and teacher tokens (talas.align.tokens).
-- Importance of a teacher token: the attention it receives in the teacher's last layer (head mean,
-  summed over the real queries); special tokens, stop words, digits (and, our addition, pieces
-  without a letter or digit: punctuation, which sinks attention like [SEP]) are excluded.
-- IRA: the top-m = ⌊n_map/3⌋ mapped pairs by importance; on each of the last ``ira_layers``
-  student layers l and its teacher layer (l+1)·⌊L_T/L_S⌋ − 1 (the last onto the last), the
-  head-averaged attention rows of those m tokens, restricted to the columns of the mapped tokens
-  so both sides' columns stand for the same tokens, compared by linear CKA: L_ira = mean(1 − CKA).
-- OTIS: masses a^T = softmax(importance) over the teacher's tokens, a^S = the paired teacher
-  token's mass (unpaired: the smallest), renormalised; cost C = 1 − softmax_rows(h^S·P(h^T)ᵀ/√d_S)
-  with P = Linear(d_T → d_S) on the last layers; entropic OT by Sinkhorn (ε 0.1, ≤ 100 iterations,
-  fp32, batched); L_ot = ⟨plan, C⟩.
-- L = (1 − α)·L_task + α·(w_ira·L_ira + w_ot·L_ot), each term a mean over the batch's texts.
-
-Defaults: ε 0.1, 100 iterations, m = ⌊n_map/3⌋, last 2 student layers, w_ira 0.1, w_ot 1 (the
-paper's). Ours, where the paper gives nothing for this setting: α 0.5 (as DSKD's kd_rate), P at its own lr 1e-3
-(a fresh projection at the student's 5e-5 would barely move), Sinkhorn tolerance 1e-5 on the
-row-marginal L1 error instead of 1e-9 (1e-9 lies below what fp32 resolves and is not reached in
-100 iterations even in fp64, so it only ever meant "always 100"; with C in [0, 1] the loss is
-within 1e-5 of the exact plan's). Every text of the batch is distilled (both views of a pair).
-The student's attention maps are those of its training forward pass, so with attention dropout on
-(the model's own 0.1 by default) IRA sees the dropped-out maps: noise that lowers the CKA a little
-(single-text data needs the dropout for the task loss's two views).
-The exported model is the student alone (P exists only for the loss).
-Options not in the paper (off by default; measured in BENCHMARKS.md, "EMO"): ``--ot_cost cosine``
-(C = 1 − cos(h^S, P(h^T)); the softmax of the published cost ignores what all of a text's logits
-share, so that cost is blind to the text's mean teacher state, the sentence vector of a mean-pooling
-teacher), ``--projection student_to_teacher`` (P: d_S → d_T on the student's side, so the teacher's
-states are the fixed target) and ``--projection_init ridge`` (P fitted between mean states, talas.models.projection).
+L = (1 − α)·L_task + α·(w_ira·L_ira + w_ot·L_ot) on MinED-paired tokens of the online teacher.
+Owns EmoConfig, the content-token filter (stop words), the layer map and EmoMethod. Formulas,
+defaults and deviations from the paper: docs/methods.md#emo.
 """
 
 from __future__ import annotations
@@ -238,7 +209,7 @@ class EmoMethod(Method):
         return torch.stack(terms).mean(), texts.mean().detach(), top.sum(1).float().mean().detach()
 
     def ot(self, student_states, teacher_states, student_mask, teacher_mask, pairs_s, pairs_t, importance):
-        """L_ot = mean over texts of ⟨plan, C⟩ (see the module docstring); plus the Sinkhorn report."""
+        """L_ot = mean over texts of ⟨plan, C⟩ (docs/methods.md#emo); plus the Sinkhorn report."""
         cfg = self.cfg
         dtype = self.projection.weight.dtype
         if cfg.projection == "teacher_to_student":

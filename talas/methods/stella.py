@@ -3,38 +3,9 @@
     talas train --method stella --student_model_name <student> --teacher_model_name <teacher> \\
         --matryoshka_dims 1024,512,256,128
 
-s = n(FC(mean-pool(student))), t = n(cached teacher vector); S, T the batch matrices;
-FC = Linear(d_S → d_T), exported with the student (a Dense module after pooling).
-- L_cos   = mean_b (1 − s_b·t_b)
-- L_sim   = MSE(S Sᵀ, T Tᵀ)
-- L_resim = mean over pairs of text pairs with t_i·t_j > t_m·t_n of max(0, s_m·s_n − s_i·s_j + margin)
-- L = 10·L_cos + 200·L_sim + 20·L_resim (+ w_task·InfoNCE, w_task = 0 as published), margin 0.015.
-Stages, each with a fresh AdamW and schedule: (1) only FC, lr 1e-4; (2) FC + the last 3 encoder
-layers, lr 8e-5; (3) Matryoshka: each width k of ``matryoshka_dims`` uses the first k outputs
-of FC, L_sim and L_resim averaged over the widths, L_cos only at k = d_T. ``--full_finetune``
-instead trains everything in one stage with stage 3's loss at ``--learning_rate``.
-
-Choices and deviations:
-- Matryoshka by prefix truncation of the one FC, not separate heads: it is what the authors'
-  released code does (``student_embeddings[..., :num_dim]``), every width then comes from one
-  exported Dense (an ``--export_dim k`` folder is that Dense's first k rows, and the full-width
-  folder with sentence-transformers' ``truncate_dim=k`` gives the same vectors), and there is no
-  freshly initialised head to train from scratch in stage 3. Widths are therefore ≤ d_T.
-- Stage 3's trainable set and lr are not given where we read the paper; we keep stage 2's
-  (FC + last layers, 8e-5); both are flags. Students with fewer layers than ``unfreeze_layers``
-  train all of theirs in stages 2 and 3.
-- Each distinct text of a batch is used once in the three terms: a second dropout view of the
-  same text (single-text data) adds a pair with teacher similarity exactly 1, which says nothing
-  about the teacher's geometry and makes L_resim 16x dearer. With w_task = 0 the student encodes
-  only those texts.
-- L_resim is computed blockwise with an exact hand-written gradient, and above
-  ``--resim_max_pairs`` text pairs on a random subset of them (see losses.relative_similarity_loss).
-- The authors' code divides by the number of widths, which is NaN for an empty list: an empty
-  list, a width above d_T or a repeated width is a ConfigError before anything is loaded.
-- Logged terms are unweighted (``cos``, ``sim``, ``resim``, ``task``); ``loss`` is the weighted sum.
-- ``strict_cache`` defaults to true: Stella never needs the teacher at train time, so a cache
-  built for another teacher (or other data) is an error, not a silent rebuild; pass
-  ``--strict_cache false`` to rebuild.
+L = w_cos·L_cos + w_sim·L_sim + w_resim·L_resim on n(FC(student)) against the cached teacher vectors,
+in three stages (FC; FC + last layers; Matryoshka widths). Owns StellaConfig, the width checks and
+StellaMethod. Formulas, stages and deviations from the paper: docs/methods.md#stella.
 """
 
 from __future__ import annotations

@@ -3,16 +3,8 @@
     talas train --method talas --student_model_name <student> --teacher_model_name <teacher>
 
 L = w_task · InfoNCE(z_a, z_p; τ) + w_kd · MSE(n(P(z^S)), n(t)) [+ w_contrast · InfoNCE(P(z^S), t; τ_c)],
-where t is the cached teacher vector of the same text and P = Linear(d_S → d_T) only when the widths
-differ; the optional contrastive term asks each student vector to find its own teacher vector among
-the batch's, so the relations between texts are distilled, not only each text's position. MSE is the squared
-distance per vector averaged over the batch (= 2(1 − cos), independent of the width); the seed's
-element-wise mean (1/D of it, too small to matter next to InfoNCE) is ``--kd_loss mse_elementwise``.
-P is trained with the student and exported after its pooling as a Dense module
-(``--export_projection false`` leaves it out), so the exported vectors are the ones the loss
-shaped and live in the teacher's space: they can query an index the teacher built. KD applies to every text of the batch that has a cached vector
-(anchors, positives and hard negatives; anchors only with ``--kd_both_sides false``).
-Defaults follow the seed: w_task = w_kd = 0.5, τ = 0.05, last-token pooling on both sides.
+P = Linear(d_S → d_T) when the widths differ, ridge-initialised and exported after pooling. Owns
+TalasConfig and TalasMethod. Formulas, defaults and why: docs/methods.md#talas.
 """
 
 from __future__ import annotations
