@@ -133,8 +133,6 @@ SAME_ON_CPU = {("teacher_dtype", "float32"), ("mixed_precision", "no")}
 KNOWN_FAULTS: dict[str, str] = {
     "talas.cache_teacher": "bug: with the online teacher (--cache_teacher false) TalasMethod.initialise skips the "
                            "ridge start of the projection (it fits only from a cache), so the run trains another model",
-    "stella.strict_cache": "not training: it only decides between failing and rebuilding a cache that does not "
-                           "match; Stella's redeclaration drops the bookkeeping flag that CacheConfig's has",
     "cdm.token_weights=none": "bug: plain DTW gets an empty weight table, and EntropyDTW refuses every text "
                               "whose two tokenizations differ (TrainingError: 'reached the collator without entropy weights')",
 }

@@ -26,7 +26,7 @@ from talas.teacher.provision import distinct_rows
 @dataclass
 class StellaConfig(CacheConfig):
     student_pooling: str = option("mean", "Student pooling (Stella: mean).", ("cls", "mean", "last_token"), group="student")
-    strict_cache: bool = option(True, "Fail instead of rebuilding when the cache does not match the run (Stella: true).", group="cache")
+    strict_cache: bool = option(True, "Fail instead of rebuilding when the cache does not match the run (Stella: true).", bookkeeping=True, group="cache")
     w_task: float = option(0.0, "Weight of the InfoNCE task loss on the FC output (0 as published).")
     w_cos: float = option(10.0, "Weight of L_cos (1 - cos to the teacher vector).")
     w_sim: float = option(200.0, "Weight of L_sim (MSE between in-batch similarity matrices).")
