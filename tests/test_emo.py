@@ -255,7 +255,7 @@ def attention_rows(n, seed):
 def test_teacher_needs_eager_attentions_of_the_mapped_layers(method):
     needs = EmoMethod.teacher_needs(method.cfg)
     assert method.layers == [(0, 0), (1, 1)] and needs.attention_layers == (0, 1)
-    assert needs.student_attentions and needs.layers == (-1,) and set(EmoMethod.aligners(method.cfg)) == {"mined", "content"}
+    assert needs.student_attentions and needs.layers == (-1,) and set(EmoMethod.aligners(method.cfg, None)) == {"mined", "content"}
     no_ira = EmoMethod.teacher_needs(EmoConfig(**{**vars(method.cfg), "w_ira": 0.0}))
     assert no_ira.attention_layers == (1,) and not no_ira.student_attentions  # importance still needs the last layer
     assert not EmoMethod.teacher_needs(EmoConfig(**{**vars(method.cfg), "alpha": 0.0})).online

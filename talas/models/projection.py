@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from talas.config.schema import TrainConfig, option
+from talas.data.batch import Batch
 from talas.models.encoder import pool
 
 RIDGE_ALPHA = 1e-2  # ridge strength relative to the inputs' mean variance: a mild shrinkage
@@ -47,7 +48,7 @@ def fit_linear(linear: nn.Linear, x: torch.Tensor, y: torch.Tensor) -> float:
     return float(torch.nn.functional.cosine_similarity(linear(x), y).mean())
 
 
-Reduce = Callable[[dict, object], Sequence[torch.Tensor]]
+Reduce = Callable[[Batch, object], Sequence[torch.Tensor]]
 
 
 def sample_rows(count: int, size: int, seed: int) -> np.ndarray:
@@ -64,10 +65,10 @@ def sample_online_states(student, supply, texts: Sequence[str], reduce: Reduce) 
     student.eval()
     try:
         for start in range(0, len(texts), SAMPLE_BATCH):
-            batch = {"texts": list(texts[start : start + SAMPLE_BATCH])}
+            batch = Batch(list(texts[start : start + SAMPLE_BATCH]))
             supply.fill(batch)
-            batch["features"] = {k: v.to(student.device) for k, v in student.tokenize(batch["texts"]).items()}
-            rows = reduce(batch, student.forward_tokens(batch["features"]))
+            batch.features = {k: v.to(student.device) for k, v in student.tokenize(batch.texts).items()}
+            rows = reduce(batch, student.forward_tokens(batch.features))
             parts = parts or [[] for _ in rows]
             for part, row in zip(parts, rows, strict=True):
                 part.append(row.float())
@@ -110,9 +111,9 @@ def fit_mean_states(linear: nn.Linear, direction: str, student, supply, texts: S
     """
     sample = [texts[i] for i in sample_rows(len(texts), size, seed)]
 
-    def reduce(batch, out):
-        t_mask = batch["teacher_features"]["attention_mask"]
-        return pool(batch["teacher_hidden"][0], t_mask, "mean"), pool(out.tokens, batch["features"]["attention_mask"], "mean")
+    def reduce(batch: Batch, out):
+        t_mask = batch.teacher_features["attention_mask"]
+        return pool(batch.teacher_hidden[0], t_mask, "mean"), pool(out.tokens, batch.features["attention_mask"], "mean")
 
     teacher_means, student_means = sample_online_states(student, supply, sample, reduce)
     x, y = (teacher_means, student_means) if direction == DIRECTIONS[0] else (student_means, teacher_means)

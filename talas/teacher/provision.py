@@ -23,14 +23,19 @@ never wrapped by DDP, saved in a checkpoint or seen by the optimiser; it runs in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from talas.models.encoder import Encoder
+from talas.data.batch import Batch
 from talas.errors import ConfigError
+from talas.models.encoder import Encoder
+from talas.models.logits import Logits
+
+logger = logging.getLogger(__name__)
 
 VECTOR_SOURCES = ("cached", "online", "none")
 BUILTIN_ALIGNMENTS = ("span", "dtw", "mined")
@@ -106,15 +111,15 @@ class OnlineTeacher:
     def dim(self) -> int:
         return self.encoder.dim
 
-    def fill(self, batch: dict) -> None:
-        """Adds ``teacher``/``teacher_mask`` (vectors "online"), ``teacher_hidden`` (one [N, Lt, D_T]
+    def fill(self, batch: Batch) -> None:
+        """Sets ``teacher_vectors``/``teacher_mask`` (vectors "online"), ``teacher_hidden`` (one [N, Lt, D_T]
         per declared layer) and ``teacher_attentions`` (one [N, H, Lt, Lt] per declared layer)."""
         device = self.encoder.device
-        feats = batch.get("teacher_features") or self.encoder.tokenize(batch["texts"])
+        feats = batch.teacher_features or self.encoder.tokenize(batch.texts)
         feats = {k: v.to(device, non_blocking=True) for k, v in feats.items()}
-        batch["teacher_features"] = feats
+        batch.teacher_features = feats
         needs = self.needs
-        first, inverse = distinct_texts(batch.get("text_ids"), len(feats["input_ids"]), device)
+        first, inverse = distinct_texts(batch.text_ids, len(feats["input_ids"]), device)
         with torch.inference_mode():
             out = self.encoder.forward_tokens({k: v[first] for k, v in feats.items()}, needs.layers, needs.attention_layers)
 
@@ -125,12 +130,12 @@ class OnlineTeacher:
             vectors = spread(out.pooled)
             if self.normalize:
                 vectors = torch.nn.functional.normalize(vectors, dim=-1)
-            batch["teacher"] = vectors
-            batch["teacher_mask"] = torch.ones(len(vectors), dtype=torch.bool, device=vectors.device)
+            batch.teacher_vectors = vectors
+            batch.teacher_mask = torch.ones(len(vectors), dtype=torch.bool, device=vectors.device)
         if needs.layers:
-            batch["teacher_hidden"] = tuple(spread(h) for h in out.hidden_states)
+            batch.teacher_hidden = tuple(spread(h) for h in out.hidden_states)
         if needs.attention_layers:
-            batch["teacher_attentions"] = tuple(spread(a) for a in out.attentions)
+            batch.teacher_attentions = tuple(spread(a) for a in out.attentions)
 
 
 def first_occurrences(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,24 +179,40 @@ class TeacherSupply:
         """The teacher whose token ids the collator adds to each batch (None: no online teacher)."""
         return self.online.encoder if self.online is not None else None
 
-    def fill(self, batch: dict) -> None:
+    def fill(self, batch: Batch) -> None:
         if self.online is not None:
             self.online.fill(batch)
 
 
-def provide(cfg, needs: TeacherNeeds, texts: Sequence[str], anchors: Sequence[str], device: torch.device,
-            log: Callable[[str], None] = print) -> TeacherSupply:
+@dataclass
+class Prepared:
+    """What the loop hands a method before training (``Method.aligners``, ``Method.initialise``), so a
+    method never reads the data or loads a model itself: the unique training texts, the student as
+    loaded (untrained, not yet on the device), the run's teacher supply and the device.
+
+    ``student_logits()`` gives the untrained student's token logits and their width (its MLM head when
+    its checkpoint has one, else pseudo-logits); the loop supplies it, loading the head only if called.
+    """
+
+    texts: Sequence[str]
+    student: Encoder
+    supply: TeacherSupply
+    device: torch.device
+    student_logits: Callable[[], tuple[Logits, int]] | None = None
+
+
+def provide(cfg, needs: TeacherNeeds, texts: Sequence[str], anchors: Sequence[str], device: torch.device) -> TeacherSupply:
     """Build what ``needs`` asks for: the cache (built if missing) and/or the online teacher."""
     from talas.cache.ensure import ensure_cache, load_teacher
 
     supply = TeacherSupply(needs)
     if needs.vectors == "cached":
-        supply.cache, supply.rows = ensure_cache(cfg, texts, anchors, log=log)
+        supply.cache, supply.rows = ensure_cache(cfg, texts, anchors)
         supply.dim = supply.cache.dim
     if needs.online:
         extra = {"attn_implementation": "eager"} if needs.attention_layers else {}
         supply.online = OnlineTeacher(load_teacher(cfg, device, **extra), needs, getattr(cfg, "normalize_cache", False))
         supply.dim = supply.online.dim
     if supply.cache is None and supply.online is None:
-        log("No distillation term (student-only training): the teacher and its cache are not used.")
+        logger.info("No distillation term (student-only training): the teacher and its cache are not used.")
     return supply
