@@ -30,11 +30,11 @@ from common import TRAIN_TEXTS, machine, minilm_path, mpnet_path  # noqa: E402
 
 
 def main() -> None:
-    from talas.align.tokens import dtw_groups
+    from talas.align.groups import dtw_groups
     from talas.train.batching import PairCollator, epoch_batches, flatten_groups, pack_alignment, to_device
     from talas.data.examples import load_from_config
     from talas.models.encoder import Encoder
-    from talas.losses.functions import cdm_entropy_weights
+    from talas.losses.tokens import cdm_entropy_weights
     from talas.methods.cdm import CdmConfig, CdmMethod, views
     from talas.methods.talas import TalasConfig, TalasMethod
     from talas.teacher.provision import TeacherNeeds, provide

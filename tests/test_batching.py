@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from talas.train.batching import PairCollator, epoch_batches, example_lengths
 from talas.data.examples import TrainingData
+from talas.train.batching import PairCollator, epoch_batches, example_lengths
 
 
 def test_epoch_order_is_a_function_of_seed_and_epoch_only():

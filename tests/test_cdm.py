@@ -1,4 +1,4 @@
-"""CDM: its pure loss terms (talas/losses/functions.py, CDM section) on hand-computed values; the aligner
+"""CDM: its pure loss terms (talas/losses/tokens.py) on hand-computed values; the aligner
 (entropy-weighted DTW over hand-made WordPiece/BPE token strings, specials, one-sided truncation);
 the weight pass (padding, batching, MLM head or pseudo-logits); the vectorised group averaging
 against a loop; clear errors; end to end through the CLI with resume and export.
@@ -17,14 +17,15 @@ import torch
 from e2e_helpers import check_export, check_resume, in_texts_dir, launcher_flags, online_command
 
 from talas import cli
-from talas.align.tokens import dtw_groups, token_view
-from talas.train.batching import flatten_groups, pack_alignment
+from talas.align.groups import dtw_groups
+from talas.align.views import token_view
 from talas.errors import ConfigError, TrainingError
-from talas.losses.functions import GROUP_LOSSES, cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
+from talas.losses.tokens import GROUP_LOSSES, cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
 from talas.methods import cdm
 from talas.methods.cdm import CdmConfig, CdmMethod, EntropyDTW, entropy_weights
 from talas.models.encoder import Encoder
 from talas.models.logits import student_logits
+from talas.train.batching import flatten_groups, pack_alignment
 
 
 def test_entropy_weights_known_values_with_left_padding():

@@ -15,9 +15,10 @@ from torch import nn
 
 from talas import cli
 from talas.data.batch import Batch
-from talas.models.encoder import Encoder, EncoderOutput
-from talas.losses.functions import cross_attend, similarity_kl, std_scaled
+from talas.losses.tokens import cross_attend, std_scaled
+from talas.losses.vectors import similarity_kl
 from talas.methods.dskd import DskdConfig, DskdMethod
+from talas.models.encoder import Encoder, EncoderOutput
 from talas.teacher.provision import OnlineTeacher
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -244,8 +245,8 @@ def test_a_few_steps_on_a_fixed_batch_lower_every_dskd_term(real_batch):
 
 
 def test_ridge_start_fits_the_carrying_projectors_to_the_untrained_models(real_batch, tiny_qwen3, caplog):
-    from talas.teacher.provision import Prepared, TeacherSupply
     from talas.models.projection import ridge_fit
+    from talas.teacher.provision import Prepared, TeacherSupply
 
     cfg, student, _ = real_batch
     cfg = DskdConfig(**{**cfg.__dict__, "projector_init": "ridge", "projector_init_texts": 10})

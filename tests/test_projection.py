@@ -132,8 +132,8 @@ def test_ridge_start_of_a_token_state_projection(name, direction, tiny_bert, tin
     # CDM's and EMO's P carry token states from one model's space into the other's; the ridge start fits it
     # between the teacher's mean last-layer states and the untrained student's mean states.
     from talas.methods import get_method
-    from talas.teacher.provision import Prepared, provide
     from talas.models.projection import ridge_fit
+    from talas.teacher.provision import Prepared, provide
 
     method_cls = get_method(name)
     texts = sorted(set(CORPUS))

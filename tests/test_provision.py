@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from talas.data.batch import Batch, to_device
-from talas.train.batching import PairCollator, flatten_groups, pack_alignment
 from talas.data.examples import TrainingData
-from talas.models.encoder import Encoder
 from talas.errors import ConfigError, ModelError
 from talas.methods.talas import TalasConfig, TalasMethod
+from talas.models.encoder import Encoder
 from talas.teacher.provision import OnlineTeacher, TeacherNeeds, provide
+from talas.train.batching import PairCollator, flatten_groups, pack_alignment
 
 TEXTS = ["a man is playing a guitar", "the cat sits", "my card payment was declined today, sadly", "hi"]
 

@@ -12,7 +12,7 @@ import torch
 
 from talas import cli
 from talas.data.batch import Batch
-from talas.losses.functions import cosine_distance, relative_similarity_loss, similarity_mse
+from talas.losses.vectors import cosine_distance, relative_similarity_loss, similarity_mse
 from talas.methods.stella import StellaConfig, StellaMethod
 from talas.teacher.provision import distinct_rows
 

@@ -13,9 +13,9 @@ from torch import nn
 
 from talas import cli
 from talas.config.schema import TrainConfig
-from talas.models.encoder import Encoder
 from talas.methods import METHODS
 from talas.methods.base import Method
+from talas.models.encoder import Encoder
 from talas.teacher.provision import TeacherNeeds
 
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from talas.data.batch import Batch
-from talas.losses.functions import info_nce
+from talas.losses.contrastive import info_nce
 from talas.models.encoder import Encoder
 from talas.teacher.provision import Aligner, Prepared, TeacherNeeds, builtin_aligners
 

@@ -60,16 +60,17 @@ from dataclasses import dataclass
 
 import torch
 
-from talas.align.tokens import TokenView, aligned_positions, dtw_groups, token_view
+from talas.align.groups import Group, aligned_positions, dtw_groups
+from talas.align.views import TokenView, token_view
 from talas.config.schema import option
 from talas.data.batch import Batch
 from talas.errors import ConfigError, TrainingError
-from talas.losses.functions import GROUP_LOSSES, cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
+from talas.losses.tokens import GROUP_LOSSES, cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
 from talas.methods.base import Method
 from talas.models.encoder import Encoder, load_config
 from talas.models.logits import Logits, pseudo_logits, vocab_size
 from talas.models.projection import ProjectionConfig, fit_mean_states, projection_for
-from talas.teacher.provision import Group, Prepared, TeacherNeeds
+from talas.teacher.provision import Prepared, TeacherNeeds
 
 logger = logging.getLogger(__name__)
 

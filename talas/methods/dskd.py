@@ -56,12 +56,13 @@ from torch import nn
 
 from talas.config.schema import TrainConfig, option
 from talas.data.batch import Batch
-from talas.models.encoder import load_config, pool
 from talas.errors import ConfigError
-from talas.losses.functions import cosine_distance, cross_attend, normalized_mse, similarity_kl, std_scaled
+from talas.losses.tokens import cross_attend, std_scaled
+from talas.losses.vectors import cosine_distance, normalized_mse, similarity_kl
 from talas.methods.base import Method
-from talas.teacher.provision import Prepared, TeacherNeeds, distinct_rows
+from talas.models.encoder import load_config, pool
 from talas.models.projection import fit_linear, sample_online_states, sample_rows
+from talas.teacher.provision import Prepared, TeacherNeeds, distinct_rows
 
 logger = logging.getLogger(__name__)
 

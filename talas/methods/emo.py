@@ -44,14 +44,16 @@ from dataclasses import dataclass
 
 import torch
 
-from talas.align.tokens import TokenView
+from talas.align.groups import Group
+from talas.align.views import TokenView
 from talas.config.schema import option
 from talas.data.batch import Batch
 from talas.errors import ConfigError
-from talas.losses.functions import emo_importance, emo_masses, emo_ot_cost, emo_top_m, linear_cka, sinkhorn
+from talas.losses.attention import emo_importance, emo_top_m, linear_cka
+from talas.losses.transport import emo_masses, emo_ot_cost, sinkhorn
 from talas.methods.base import Method
-from talas.teacher.provision import Aligner, Group, Prepared, TeacherNeeds, mined_groups
 from talas.models.projection import ProjectionConfig, fit_mean_states, projection_for
+from talas.teacher.provision import Aligner, Prepared, TeacherNeeds, mined_groups
 
 logger = logging.getLogger(__name__)
 

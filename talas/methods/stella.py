@@ -46,10 +46,10 @@ from torch import nn
 
 from talas.config.schema import CacheConfig, option
 from talas.data.batch import Batch
-from talas.models.encoder import layer_list, load_config
 from talas.errors import ConfigError
-from talas.losses.functions import cosine_distance, relative_similarity_loss, similarity_mse
+from talas.losses.vectors import cosine_distance, relative_similarity_loss, similarity_mse
 from talas.methods.base import Method, Stage
+from talas.models.encoder import layer_list, load_config
 from talas.teacher.provision import distinct_rows
 
 

@@ -17,9 +17,8 @@ Defaults follow the seed: w_task = w_kd = 0.5, τ = 0.05, last-token pooling on 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -28,7 +27,8 @@ from torch import nn
 from talas.config.schema import CacheConfig, option
 from talas.data.batch import Batch
 from talas.errors import ConfigError
-from talas.losses.functions import cosine_distance, info_nce, normalized_mse, normalized_mse_elementwise
+from talas.losses.contrastive import info_nce
+from talas.losses.vectors import cosine_distance, normalized_mse, normalized_mse_elementwise
 from talas.methods.base import Method
 from talas.models.projection import fit_linear, sample_rows
 from talas.teacher.provision import Prepared

@@ -10,7 +10,7 @@ A method declares (``Method.teacher_needs``, may depend on its config):
 - ``layers`` / ``attention_layers``: the online teacher's token states / attention maps of these
   layers (transformers' numbering, negative from the end);
 - ``alignments``: token alignments between the student's and the teacher's tokenization of each
-  text ("span", "dtw", "mined" from talas.align.tokens, or names the method's ``aligners`` supplies);
+  text ("span", "dtw", "mined" from talas.align.groups, or names the method's ``aligners`` supplies);
 - ``student_attentions``: load the student with eager attention so it can return attention maps.
 The loop then provides exactly that: a cache only when vectors are cached, a teacher in memory
 only when something is online (eager attention only when attentions are asked for), the teacher's
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from talas.align.groups import Group, dtw_groups, mined_pairs, span_groups
 from talas.data.batch import Batch
 from talas.errors import ConfigError
 from talas.models.encoder import Encoder
@@ -40,9 +41,7 @@ logger = logging.getLogger(__name__)
 VECTOR_SOURCES = ("cached", "online", "none")
 BUILTIN_ALIGNMENTS = ("span", "dtw", "mined")
 
-#: (student token positions, teacher token positions) of one aligned group, in unpadded ids.
-Group = tuple[tuple[int, ...], tuple[int, ...]]
-#: An alignment function: (student TokenView, teacher TokenView) → groups (see talas.align.tokens).
+#: An alignment function: (student TokenView, teacher TokenView) → groups (see talas.align.groups).
 Aligner = Callable[..., list[Group]]
 
 
@@ -74,18 +73,14 @@ class TeacherNeeds:
 
 def mined_groups(student, teacher) -> list[Group]:
     """EMO's reciprocal minimum-edit-distance pairs as one-to-one groups (the same packed layout)."""
-    from talas.align.tokens import mined_pairs
-
     return [((s,), (t,)) for s, t in mined_pairs(student, teacher)]
 
 
 def builtin_aligners(names: Sequence[str]) -> dict[str, Aligner]:
-    """The alignment functions of talas.align.tokens by name; an unknown name is a ConfigError."""
+    """The alignment functions of talas.align.groups by name; an unknown name is a ConfigError."""
     if not names:
         return {}
-    from talas.align import tokens as align
-
-    table = {"span": align.span_groups, "dtw": align.dtw_groups, "mined": mined_groups}
+    table = {"span": span_groups, "dtw": dtw_groups, "mined": mined_groups}
     unknown = [n for n in names if n not in table]
     if unknown:
         raise ConfigError(

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from talas.align.groups import Group
+from talas.align.views import token_view
 from talas.cache.build import TeacherCache
 from talas.data.batch import Batch
 from talas.data.examples import TrainingData
 from talas.models.encoder import Encoder, TokenEncoding
-from talas.teacher.provision import Aligner, Group
+from talas.teacher.provision import Aligner
 
 
 def epoch_batches(
@@ -136,8 +138,6 @@ class PairCollator:
     def align(self, text: str, student: TokenEncoding, teacher: TokenEncoding) -> TextTokens:
         groups = {}
         if self.aligners:
-            from talas.align.tokens import token_view
-
             views = [
                 token_view(text, list(enc.tokens), None if enc.offsets is None else list(enc.offsets), list(enc.special),
                            lowercase=self.lowercase, prompt_chars=len(encoder.prompt))

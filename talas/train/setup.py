@@ -15,11 +15,11 @@ from functools import partial
 import numpy as np
 import torch
 
+from talas.cache.ensure import teacher_max_length
 from talas.data.examples import TrainingData
 from talas.errors import ConfigError
 from talas.methods.base import Method, Stage
 from talas.models.encoder import Encoder, check_dropout, check_model_folder, chosen_layers, layer_choice, set_dropout
-from talas.cache.ensure import teacher_max_length
 from talas.models.logits import student_logits
 from talas.teacher.provision import Prepared, TeacherNeeds, TeacherSupply
 from talas.train.batching import PairCollator, epoch_batches, example_lengths
