@@ -163,6 +163,14 @@ def _locate(text: str, pieces: list[str]) -> list[tuple[int, int]]:
     return spans
 
 
+def encoding_view(text: str, encoding, *, lowercase: bool, prompt_chars: int = 0) -> TokenView:
+    """The ``TokenView`` of one model's encoding of ``prompt + text``: anything with ``tokens``, ``offsets``
+    (None from a slow tokenizer) and ``special`` (talas.models.encoder.TokenEncoding). The collator and
+    CDM's weight pass both build views here, so they always agree."""
+    offsets = None if encoding.offsets is None else list(encoding.offsets)
+    return token_view(text, list(encoding.tokens), offsets, list(encoding.special), lowercase=lowercase, prompt_chars=prompt_chars)
+
+
 def view_of(tokenizer, text: str, *, lowercase: bool, prompt: str = "", max_length: int | None = None) -> TokenView:
     """The ``TokenView`` of ``text`` as ``tokenizer`` (a transformers tokenizer) encodes ``prompt + text``."""
     fast = getattr(tokenizer, "is_fast", False)

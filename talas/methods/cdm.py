@@ -61,7 +61,7 @@ from dataclasses import dataclass
 import torch
 
 from talas.align.groups import Group, aligned_positions, dtw_groups
-from talas.align.views import TokenView, token_view
+from talas.align.views import TokenView, encoding_view
 from talas.config.schema import option
 from talas.data.batch import Batch
 from talas.errors import ConfigError, TrainingError
@@ -127,13 +127,10 @@ class EntropyDTW:
         return dtw_groups(student, teacher, *weights)
 
 
-def views(text: str, student_enc, teacher_enc, student: Encoder, teacher: Encoder, lowercase: bool) -> tuple[TokenView, TokenView]:
-    """A text's two TokenViews, built exactly as the collator builds them (talas.train.batching.PairCollator.align)."""
-    return tuple(
-        token_view(text, list(enc.tokens), None if enc.offsets is None else list(enc.offsets), list(enc.special),
-                   lowercase=lowercase, prompt_chars=len(encoder.prompt))
-        for enc, encoder in ((student_enc, student), (teacher_enc, teacher))
-    )
+def views(text: str, student_enc, teacher_enc, student: Encoder, teacher: Encoder) -> tuple[TokenView, TokenView]:
+    """A text's two TokenViews, as the collator builds them (talas.train.batching.PairCollator.align)."""
+    return tuple(encoding_view(text, enc, lowercase=student.uncased, prompt_chars=len(encoder.prompt))
+                 for enc, encoder in ((student_enc, student), (teacher_enc, teacher)))
 
 
 @torch.inference_mode()
@@ -166,7 +163,7 @@ def entropy_weight_table(cfg: CdmConfig, prepared: Prepared) -> WeightTable:
     s_encs, t_encs = student.token_encodings(texts), teacher.token_encodings(texts)
     needed = []
     for k, text in enumerate(texts):
-        pair = views(text, s_encs[k], t_encs[k], student, teacher, student.uncased)
+        pair = views(text, s_encs[k], t_encs[k], student, teacher)
         if not pieces_match(*pair):
             needed.append((k, pair))
     logger.info(f"CDM: {len(needed)} of {len(texts)} texts tokenize differently on the two sides and need entropy weights.")

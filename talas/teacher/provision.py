@@ -15,6 +15,8 @@ A method declares (``Method.teacher_needs``, may depend on its config):
 The loop then provides exactly that: a cache only when vectors are cached, a teacher in memory
 only when something is online (eager attention only when attentions are asked for), the teacher's
 token ids in every batch whenever the teacher runs online, alignments packed by the collator.
+Before training, a method gets a ``Prepared`` (the training texts, the loaded student, this supply)
+for its ``aligners`` and ``initialise``: it never reads the data or loads a model itself.
 
 The teacher is never part of the trained module: it is not a submodule of the method, so it is
 never wrapped by DDP, saved in a checkpoint or seen by the optimiser; it runs in eval mode under

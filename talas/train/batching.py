@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from talas.align.groups import Group
-from talas.align.views import token_view
+from talas.align.views import encoding_view
 from talas.cache.build import TeacherCache
 from talas.data.batch import Batch
 from talas.data.examples import TrainingData
@@ -138,11 +138,8 @@ class PairCollator:
     def align(self, text: str, student: TokenEncoding, teacher: TokenEncoding) -> TextTokens:
         groups = {}
         if self.aligners:
-            views = [
-                token_view(text, list(enc.tokens), None if enc.offsets is None else list(enc.offsets), list(enc.special),
-                           lowercase=self.lowercase, prompt_chars=len(encoder.prompt))
-                for enc, encoder in ((student, self.student), (teacher, self.teacher))
-            ]
+            views = [encoding_view(text, enc, lowercase=self.lowercase, prompt_chars=len(encoder.prompt))
+                     for enc, encoder in ((student, self.student), (teacher, self.teacher))]
             groups = {name: flatten_groups(fn(*views)) for name, fn in self.aligners.items()}
         return TextTokens(student.ids, teacher.ids, groups)
 

@@ -49,6 +49,8 @@ def main_process_logs(acc) -> Iterator[None]:
 
 
 class Trainer:
+    """One training run of ``cfg``: the set-up steps of ``run`` (talas.train.setup), then each stage's loop."""
+
     def __init__(self, cfg):
         from accelerate import Accelerator
 
@@ -71,6 +73,9 @@ class Trainer:
             prepared = setup.prepared(cfg, data.unique_texts(), student, supply, acc.device)
             collate, self.lengths, per_epoch = setup.batches(cfg, acc, method_cls, data, student, supply,
                                                              method_cls.aligners(cfg, prepared))
+            if supply.online is not None:
+                # From here on: what a method prepares before training (CDM's weight pass) is not a training pass.
+                self.meter.watch_teacher(supply.online.encoder.model)
             setup.seed_process(cfg.seed, acc.process_index)
             stages = method.stages()
             saved, first = self.resume_or_initialise(method, stages, prepared)
@@ -114,8 +119,6 @@ class Trainer:
         with self.meter.phase("teacher"), counting_encoder_forwards() as built:
             supply = provide(self.cfg, needs, data.unique_texts(), data.anchors, self.acc.device)
         self.meter.cache_build = built
-        if supply.online is not None:
-            self.meter.watch_teacher(supply.online.encoder.model)
         return supply
 
     def resume_or_initialise(self, method: Method, stages: list[Stage], prepared: Prepared) -> tuple[dict | None, int]:
