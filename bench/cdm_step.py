@@ -32,14 +32,14 @@ from common import TRAIN_TEXTS, machine, minilm_path, mpnet_path  # noqa: E402
 def main() -> None:
     from talas.align.groups import dtw_groups
     from talas.data.batch import Batch, to_device
-    from talas.train.batching import PairCollator, epoch_batches, flatten_groups, pack_alignment
-    from talas.train.setup import prepared
     from talas.data.examples import load_from_config
-    from talas.models.encoder import Encoder
     from talas.losses.tokens import cdm_entropy_weights
     from talas.methods.cdm import CdmConfig, CdmMethod, views
     from talas.methods.talas import TalasConfig, TalasMethod
+    from talas.models.encoder import Encoder
     from talas.teacher.provision import TeacherNeeds, provide
+    from talas.train.batching import PairCollator, epoch_batches, flatten_groups, pack_alignment
+    from talas.train.setup import prepared
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)

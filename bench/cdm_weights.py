@@ -36,9 +36,9 @@ def main() -> None:
     from talas.align.groups import dtw_groups, span_groups
     from talas.align.views import view_of
     from talas.data.examples import load_training_data
-    from talas.models.encoder import keep_layers
     from talas.losses.tokens import cdm_entropy_weights
     from talas.methods.cdm import pieces_match
+    from talas.models.encoder import keep_layers
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=1000)

@@ -57,13 +57,13 @@ def timed(fn, *args):
 
 
 def main() -> None:
-    from talas.data.batch import to_device
-    from talas.train.batching import PairCollator, epoch_batches
-    from talas.data.examples import load_from_config
-    from talas.models.encoder import Encoder
-    from talas.methods.talas import TalasConfig, TalasMethod
-    from talas.teacher.provision import OnlineTeacher, TeacherNeeds, builtin_aligners, provide
     from talas.cache.ensure import pick_device
+    from talas.data.batch import to_device
+    from talas.data.examples import load_from_config
+    from talas.methods.talas import TalasConfig, TalasMethod
+    from talas.models.encoder import Encoder
+    from talas.teacher.provision import OnlineTeacher, TeacherNeeds, builtin_aligners, provide
+    from talas.train.batching import PairCollator, epoch_batches
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=2000, help="training texts used (the cache covers these)")

@@ -69,8 +69,9 @@ from talas.losses.tokens import GROUP_LOSSES, cdm_entropy_weights, cdm_group_mse
 from talas.methods.base import Method
 from talas.models.encoder import Encoder, load_config
 from talas.models.logits import Logits, pseudo_logits, vocab_size
-from talas.models.projection import ProjectionConfig, fit_mean_states, projection_for
+from talas.models.projection import ProjectionConfig, projection_for
 from talas.teacher.provision import Prepared, TeacherNeeds
+from talas.teacher.ridge import fit_mean_states
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ class CdmMethod(Method):
         return {ALIGNMENT: EntropyDTW(table)}
 
     def initialise(self, prepared: Prepared) -> None:
-        """``--projection_init ridge``: start P from a ridge fit (talas.models.projection.fit_mean_states)."""
+        """``--projection_init ridge``: start P from a ridge fit (talas.teacher.ridge.fit_mean_states)."""
         if self.projection is None or self.cfg.projection_init != "ridge":
             return
         cfg = self.cfg

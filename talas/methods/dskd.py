@@ -61,8 +61,9 @@ from talas.losses.tokens import cross_attend, std_scaled
 from talas.losses.vectors import cosine_distance, normalized_mse, similarity_kl
 from talas.methods.base import Method
 from talas.models.encoder import load_config, pool
-from talas.models.projection import fit_linear, sample_online_states, sample_rows
+from talas.models.projection import fit_linear, sample_rows
 from talas.teacher.provision import Prepared, TeacherNeeds, distinct_rows
+from talas.teacher.ridge import sample_online_states
 
 logger = logging.getLogger(__name__)
 

@@ -52,8 +52,9 @@ from talas.errors import ConfigError
 from talas.losses.attention import emo_importance, emo_top_m, linear_cka
 from talas.losses.transport import emo_masses, emo_ot_cost, sinkhorn
 from talas.methods.base import Method
-from talas.models.projection import ProjectionConfig, fit_mean_states, projection_for
+from talas.models.projection import ProjectionConfig, projection_for
 from talas.teacher.provision import Aligner, Prepared, TeacherNeeds, mined_groups
+from talas.teacher.ridge import fit_mean_states
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ class EmoMethod(Method):
         return {"mined": mined_groups, "content": content}
 
     def initialise(self, prepared: Prepared) -> None:
-        """``--projection_init ridge``: start P from a ridge fit (talas.models.projection.fit_mean_states)."""
+        """``--projection_init ridge``: start P from a ridge fit (talas.teacher.ridge.fit_mean_states)."""
         if self.projection is None or self.cfg.projection_init != "ridge" or self.cfg.w_ot == 0:
             return
         cfg = self.cfg
