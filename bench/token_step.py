@@ -41,9 +41,9 @@ class SpanMSE(nn.Module):
     def forward(self, batch):
         out = self.student.forward_tokens(batch.features)
         groups = batch.alignments["span"]
-        sg, tg = groups["student_groups"], groups["teacher_groups"]
+        sg, tg = groups.student_groups, groups.teacher_groups
         s_count, t_count = sg.sum(-1, keepdim=True), tg.sum(-1, keepdim=True)
-        keep = groups["group_mask"] & (s_count[..., 0] > 0) & (t_count[..., 0] > 0)
+        keep = groups.group_mask & (s_count[..., 0] > 0) & (t_count[..., 0] > 0)
         s_mean = (sg @ out.tokens) / s_count.clamp(min=1)
         t_mean = (tg @ batch.teacher_hidden[0]) / t_count.clamp(min=1)
         loss = (self.projection(s_mean[keep]) - t_mean[keep]).pow(2).sum(-1).mean()

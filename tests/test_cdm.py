@@ -190,14 +190,14 @@ def test_group_averaging_with_right_and_left_padding():
     packed = pack_alignment(entries, [3, 1], 4, False, [2, 2], 3, True)
     s_states = torch.arange(16.0).reshape(2, 4, 2)
     t_states = torch.arange(12.0).reshape(2, 3, 2)
-    s_mean, s_ok = group_mean(packed["student_groups"], s_states)
-    t_mean, t_ok = group_mean(packed["teacher_groups"], t_states)
+    s_mean, s_ok = group_mean(packed.student_groups, s_states)
+    t_mean, t_ok = group_mean(packed.teacher_groups, t_states)
     # student text 0: mean of rows [0,1],[2,3] = [1, 2]; row [4, 5]; text 1: row 0 = [8, 9]
     assert s_mean.tolist() == [[[1.0, 2.0], [4.0, 5.0]], [[8.0, 9.0], [0.0, 0.0]]]
     # teacher left padding shifts positions by 1: text 0 → rows [2, 3] and [4, 5];
     # text 1 → mean of rows [8, 9] and [10, 11] = [9, 10] (its pad row [6, 7] is left out)
     assert t_mean.tolist() == [[[2.0, 3.0], [4.0, 5.0]], [[9.0, 10.0], [0.0, 0.0]]]
-    assert s_ok.tolist() == t_ok.tolist() == packed["group_mask"].tolist() == [[True, True], [True, False]]
+    assert s_ok.tolist() == t_ok.tolist() == packed.group_mask.tolist() == [[True, True], [True, False]]
 
 
 def _loop_cdm(method, batch, center=False):
@@ -207,10 +207,10 @@ def _loop_cdm(method, batch, center=False):
     groups = batch.alignments["cdm"]
     pairs = []
     for b in range(tokens.shape[0]):
-        for g in range(groups["group_mask"].shape[1]):
-            s_idx = groups["student_groups"][b, g].nonzero()[:, 0]
-            t_idx = groups["teacher_groups"][b, g].nonzero()[:, 0]
-            if groups["group_mask"][b, g] and len(s_idx) and len(t_idx):
+        for g in range(groups.group_mask.shape[1]):
+            s_idx = groups.student_groups[b, g].nonzero()[:, 0]
+            t_idx = groups.teacher_groups[b, g].nonzero()[:, 0]
+            if groups.group_mask[b, g] and len(s_idx) and len(t_idx):
                 pairs.append((tokens[b, s_idx].mean(0), method.projection(teacher[b, t_idx].mean(0))))
     s_mean = sum(s for s, _ in pairs) / len(pairs) if center else 0
     t_mean = sum(t for _, t in pairs) / len(pairs) if center else 0

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from talas.data.batch import Batch, to_device
+from talas.data.batch import Alignment, Batch, to_device
 from talas.data.examples import TrainingData
 from talas.errors import ConfigError, ModelError
 from talas.methods.talas import TalasConfig, TalasMethod
@@ -99,13 +99,13 @@ def test_pack_alignment_known_values_with_left_padded_teacher():
     text0 = flatten_groups([((0,), ()), ((1, 2), (0,)), ((3,), (1, 2))])
     text1 = flatten_groups([((1,), (0,))])
     out = pack_alignment([text0, text1], [4, 3], 4, False, [3, 2], 3, True)
-    assert out["student_groups"].shape == (2, 3, 4) and out["teacher_groups"].shape == (2, 3, 3)
-    assert out["group_mask"].tolist() == [[True, True, True], [True, False, False]]
-    assert out["student_groups"][0].tolist() == [[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1]]
-    assert out["teacher_groups"][0].tolist() == [[0, 0, 0], [1, 0, 0], [0, 1, 1]]
+    assert out.student_groups.shape == (2, 3, 4) and out.teacher_groups.shape == (2, 3, 3)
+    assert out.group_mask.tolist() == [[True, True, True], [True, False, False]]
+    assert out.student_groups[0].tolist() == [[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1]]
+    assert out.teacher_groups[0].tolist() == [[0, 0, 0], [1, 0, 0], [0, 1, 1]]
     # Row 1 of the teacher is left-padded by one: its position 0 sits at column 1.
-    assert out["teacher_groups"][1].tolist() == [[0, 1, 0], [0, 0, 0], [0, 0, 0]]
-    assert out["student_groups"][1].tolist() == [[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    assert out.teacher_groups[1].tolist() == [[0, 1, 0], [0, 0, 0], [0, 0, 0]]
+    assert out.student_groups[1].tolist() == [[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
 
 
 def single_texts(texts):
@@ -181,9 +181,10 @@ def test_provide_loads_eager_attention_only_when_attentions_are_declared(tiny_qw
 
 
 def test_to_device_moves_nested_alignment_dicts():
-    batch = Batch(["a"], size=1, alignments={"span": {"group_mask": torch.ones(1, 2, dtype=torch.bool)}},
-                  teacher_hidden=(torch.zeros(1, 2, 3),))
+    span = Alignment(torch.zeros(1, 2, 3), torch.zeros(1, 2, 4), torch.ones(1, 2, dtype=torch.bool))
+    batch = Batch(["a"], size=1, alignments={"span": span}, teacher_hidden=(torch.zeros(1, 2, 3),))
     moved = to_device(batch, torch.device("cpu"))
-    assert isinstance(moved, Batch) and moved.alignments["span"]["group_mask"].dtype == torch.bool and moved.size == 1
-    assert np.array_equal(moved.alignments["span"]["group_mask"].numpy(), [[True, True]])
+    assert isinstance(moved, Batch) and isinstance(moved.alignments["span"], Alignment) and moved.size == 1
+    assert moved.alignments["span"].group_mask.dtype == torch.bool and moved.alignments["span"].teacher_groups.shape == (1, 2, 4)
+    assert np.array_equal(moved.alignments["span"].group_mask.numpy(), [[True, True]])
     assert moved.texts == ["a"] and moved.teacher_hidden[0].shape == (1, 2, 3) and moved.features is None

@@ -45,12 +45,12 @@ class ToyMethod(Method):
     def forward(self, batch):
         out = self.student.forward_tokens(batch.features)
         groups = batch.alignments["span"]
-        sg, tg = groups["student_groups"], groups["teacher_groups"]
+        sg, tg = groups.student_groups, groups.teacher_groups
         # The collator's contract, checked on every real batch: pads are never in a group.
         assert not (sg * (1 - batch.features["attention_mask"][:, None, :])).any()
         assert not (tg * (1 - batch.teacher_features["attention_mask"][:, None, :])).any()
         s_count, t_count = sg.sum(-1, keepdim=True), tg.sum(-1, keepdim=True)
-        keep = groups["group_mask"] & (s_count[..., 0] > 0) & (t_count[..., 0] > 0)
+        keep = groups.group_mask & (s_count[..., 0] > 0) & (t_count[..., 0] > 0)
         s_mean = (sg @ out.tokens) / s_count.clamp(min=1)
         t_mean = (tg @ batch.teacher_hidden[0]) / t_count.clamp(min=1)
         loss = (self.projection(s_mean[keep]) - t_mean[keep]).pow(2).sum(-1).mean()

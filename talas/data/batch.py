@@ -7,12 +7,26 @@ the collator, which all use it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 
 import torch
 
 #: Tokenizer output: input_ids, attention_mask (and whatever else the tokenizer returns), [N, L] each.
 Features = dict[str, torch.Tensor]
+
+
+@dataclass
+class Alignment:
+    """One alignment of a batch's N texts, packed on padded positions (talas.train.batching.pack_alignment).
+
+    ``student_groups`` [N, G, Ls] / ``teacher_groups`` [N, G, Lt]: 0/1 (float) membership of each padded
+    token position in each of the text's groups; ``group_mask`` [N, G] (bool): which groups exist (G is the
+    most groups of any text in the batch).
+    """
+
+    student_groups: torch.Tensor
+    teacher_groups: torch.Tensor
+    group_mask: torch.Tensor
 
 
 @dataclass
@@ -27,8 +41,7 @@ class Batch:
     - ``teacher_features``: the online teacher's token ids of the same texts (its prompt, EOS, padding side);
     - ``teacher_hidden`` / ``teacher_attentions``: the online teacher's token states [N, Lt, D_T] /
       attention maps [N, H, Lt, Lt], one per declared layer, in the declared order;
-    - ``alignments``: per alignment name, the packed groups (student_groups [N, G, Ls], teacher_groups
-      [N, G, Lt], group_mask [N, G]; see talas.train.batching.pack_alignment).
+    - ``alignments``: an ``Alignment`` per declared alignment name.
     """
 
     texts: list[str]
@@ -41,14 +54,14 @@ class Batch:
     teacher_features: Features | None = None
     teacher_hidden: tuple[torch.Tensor, ...] | None = None
     teacher_attentions: tuple[torch.Tensor, ...] | None = None
-    alignments: dict[str, dict[str, torch.Tensor]] | None = None
+    alignments: dict[str, Alignment] | None = None
 
 
 def to_device(value, device: torch.device):
-    """``value`` (a Batch, a tensor, or a dict or tuple of them) with every tensor on ``device``."""
+    """``value`` (a tensor, a Batch or Alignment, or a dict or tuple of them) with every tensor on ``device``."""
     if isinstance(value, torch.Tensor):
         return value.to(device, non_blocking=True)
-    if isinstance(value, Batch):
+    if is_dataclass(value) and not isinstance(value, type):
         return replace(value, **{f.name: to_device(getattr(value, f.name), device) for f in fields(value)})
     if isinstance(value, dict):
         return {key: to_device(item, device) for key, item in value.items()}

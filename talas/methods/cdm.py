@@ -238,9 +238,9 @@ class CdmMethod(Method):
             loss = cfg.w_task * task
             return loss, {"loss": loss.detach(), "task": task.detach()}
         groups = batch.alignments[ALIGNMENT]
-        student_means, s_nonempty = group_mean(groups["student_groups"], out.tokens.float())
-        teacher_means, t_nonempty = group_mean(groups["teacher_groups"], batch.teacher_hidden[0].float())
-        valid = groups["group_mask"] & s_nonempty & t_nonempty
+        student_means, s_nonempty = group_mean(groups.student_groups, out.tokens.float())
+        teacher_means, t_nonempty = group_mean(groups.teacher_groups, batch.teacher_hidden[0].float())
+        valid = groups.group_mask & s_nonempty & t_nonempty
         if cfg.projection == "teacher_to_student":
             teacher_means = self.projection(teacher_means).float()
         else:

@@ -209,8 +209,8 @@ class EmoMethod(Method):
 
         teacher_mask = batch.teacher_features["attention_mask"]
         mined = batch.alignments["mined"]
-        pairs_s, pairs_t = mined["student_groups"], mined["teacher_groups"]
-        content = batch.alignments["content"]["teacher_groups"][:, 0] > 0
+        pairs_s, pairs_t = mined.student_groups, mined.teacher_groups
+        content = batch.alignments["content"].teacher_groups[:, 0] > 0
         teacher_attn = dict(zip(self.teacher_attention_layers, batch.teacher_attentions, strict=True))
         importance = emo_importance(teacher_attn[max(teacher_attn)], teacher_mask, content)
 
@@ -218,7 +218,7 @@ class EmoMethod(Method):
         ira = z.new_zeros(())
         if cfg.w_ira > 0:
             ira, metrics["ira_texts"], metrics["top_m"] = self.ira(out.attentions, teacher_attn, pairs_s, pairs_t,
-                                                                   mined["group_mask"], content, importance)
+                                                                   mined.group_mask, content, importance)
         ot = z.new_zeros(())
         if cfg.w_ot > 0:
             ot, metrics["ot_error"], metrics["ot_iters"], metrics["ot_unconverged"] = self.ot(

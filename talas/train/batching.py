@@ -18,7 +18,7 @@ import torch
 from talas.align.groups import Group
 from talas.align.views import encoding_view
 from talas.cache.build import TeacherCache
-from talas.data.batch import Batch
+from talas.data.batch import Alignment, Batch
 from talas.data.examples import TrainingData
 from talas.models.encoder import Encoder, TokenEncoding
 from talas.teacher.provision import Aligner
@@ -73,12 +73,9 @@ def flatten_groups(groups: Sequence[Group]) -> tuple[int, np.ndarray, np.ndarray
 
 def pack_alignment(entries: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
                    student_lengths: Sequence[int], student_width: int, student_left: bool,
-                   teacher_lengths: Sequence[int], teacher_width: int, teacher_left: bool) -> dict[str, torch.Tensor]:
-    """Dense 0/1 membership of padded token positions in each text's groups.
-
-    Returns student_groups [B, G, Ls] and teacher_groups [B, G, Lt] (float), group_mask [B, G]
-    (bool; G = the most groups of any text). Positions shift right by the padding of left-padded rows.
-    """
+                   teacher_lengths: Sequence[int], teacher_width: int, teacher_left: bool) -> Alignment:
+    """Dense 0/1 membership of padded token positions in each text's groups (see ``Alignment``).
+    Positions shift right by the padding of left-padded rows."""
     b = len(entries)
     g = max([e[0] for e in entries], default=0) or 1
     out = {"student_groups": torch.zeros(b, g, student_width), "teacher_groups": torch.zeros(b, g, teacher_width),
@@ -94,7 +91,7 @@ def pack_alignment(entries: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarr
         out[side][torch.from_numpy(rows), torch.from_numpy(groups), torch.from_numpy(positions)] = 1.0
     for r, e in enumerate(entries):
         out["group_mask"][r, : e[0]] = True
-    return out
+    return Alignment(**out)
 
 
 class PairCollator:
