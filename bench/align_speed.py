@@ -1,4 +1,4 @@
-"""Alignments per second of talas/align/tokens.py on the bundled training texts, for (a) span, (b) dtw, (c) mined.
+"""Alignments per second of talas/align/groups.py on the bundled training texts, for (a) span, (b) dtw, (c) mined.
 
     .venv/bin/python bench/align_speed.py --n 10000 --repeats 3      # add --qwen25 for Qwen2.5's byte BPE too
 
@@ -33,7 +33,7 @@ def load_texts(n: int) -> list[str]:
 
 
 def views(tokenizer, texts, max_length):
-    from talas.align.tokens import view_of
+    from talas.align.views import view_of
 
     return [view_of(tokenizer, t, lowercase=True, max_length=max_length) for t in texts]
 
@@ -50,7 +50,7 @@ def plain_edit_distance(a: str, b: str) -> int:
 
 
 def timed(fn, student, teacher, repeats):
-    from talas.align.tokens import edit_distance
+    from talas.align.groups import edit_distance
 
     seconds = []
     for _ in range(repeats):
@@ -65,7 +65,7 @@ def timed(fn, student, teacher, repeats):
 def main():
     from transformers import AutoTokenizer
 
-    from talas.align.tokens import dtw_groups, mined_pairs, span_groups
+    from talas.align.groups import dtw_groups, mined_pairs, span_groups
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10000)
@@ -92,7 +92,7 @@ def main():
             seconds = timed(fn, student, teacher, args.repeats)
             row[label] = {"median_s": round(seconds, 3), "per_s": round(len(texts) / seconds)}
         # Interleaved with the bit-parallel runs, so both see the same machine load.
-        import talas.align.tokens as align
+        import talas.align.groups as align
 
         bit_parallel, plain = align.edit_distance, functools.lru_cache(maxsize=1 << 18)(plain_edit_distance)
         pairs = []

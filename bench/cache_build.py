@@ -68,9 +68,9 @@ def main() -> None:
     from dataclasses import replace
 
     from talas.cache.build import build_cache
-    from talas.models.encoder import Encoder
-    from talas.methods.talas import TalasConfig
     from talas.cache.ensure import cache_key
+    from talas.methods.talas import TalasConfig
+    from talas.models.encoder import Encoder
 
     with open(TRAIN_TEXTS, encoding="utf-8") as handle:
         rows = [r["text"] for r in csv.DictReader(handle)]

@@ -30,14 +30,16 @@ from common import TRAIN_TEXTS, machine, minilm_path, mpnet_path  # noqa: E402
 
 
 def main() -> None:
-    from talas.align.tokens import dtw_groups
-    from talas.train.batching import PairCollator, epoch_batches, flatten_groups, pack_alignment, to_device
+    from talas.align.groups import dtw_groups
+    from talas.data.batch import Batch, to_device
     from talas.data.examples import load_from_config
-    from talas.models.encoder import Encoder
-    from talas.losses.functions import cdm_entropy_weights
+    from talas.losses.tokens import cdm_entropy_weights
     from talas.methods.cdm import CdmConfig, CdmMethod, views
     from talas.methods.talas import TalasConfig, TalasMethod
+    from talas.models.encoder import Encoder
     from talas.teacher.provision import TeacherNeeds, provide
+    from talas.train.batching import PairCollator, epoch_batches, flatten_groups, pack_alignment
+    from talas.train.setup import prepared
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
@@ -56,8 +58,8 @@ def main() -> None:
         cdm_cfg = CdmConfig(**common)
         data = load_from_config(cdm_cfg)
         texts = data.unique_texts()
-        cached = provide(talas_cfg, TeacherNeeds(vectors="cached"), texts, data.anchors, device, log=lambda _: None)
-        online = provide(cdm_cfg, CdmMethod.teacher_needs(cdm_cfg), texts, data.anchors, device, log=lambda _: None)
+        cached = provide(talas_cfg, TeacherNeeds(vectors="cached"), texts, data.anchors, device)
+        online = provide(cdm_cfg, CdmMethod.teacher_needs(cdm_cfg), texts, data.anchors, device)
         teacher = online.token_encoder
 
         def student():
@@ -68,7 +70,7 @@ def main() -> None:
         methods = {"talas": TalasMethod(talas_cfg, student(), cached.dim), "cdm": CdmMethod(cdm_cfg, student(), online.dim),
                    "naive": CdmMethod(cdm_cfg, student(), online.dim)}
         optimizers = {k: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4) for k, m in methods.items()}
-        aligners = CdmMethod.aligners(cdm_cfg)
+        aligners = CdmMethod.aligners(cdm_cfg, prepared(cdm_cfg, texts, methods["cdm"].student, online, device))
         collators = {"talas": PairCollator(data, methods["talas"].student, cached.cache, cached.rows),
                      "cdm": PairCollator(data, methods["cdm"].student, teacher=teacher, aligners=aligners),
                      "naive": PairCollator(data, methods["naive"].student, teacher=teacher)}
@@ -80,23 +82,23 @@ def main() -> None:
         s_table = naive_student.model.get_input_embeddings().weight
         t_table = teacher.model.get_input_embeddings().weight
 
-        def naive_alignments(batch: dict) -> None:
+        def naive_alignments(batch: Batch) -> None:
             """Weights from the current models and DTW for every text, all inside the step."""
             with torch.inference_mode():
-                s_feats = batch["features"]
+                s_feats = batch.features
                 s_hidden = naive_student.model(**s_feats).last_hidden_state
                 s_w = cdm_entropy_weights(s_hidden @ s_table.T, s_feats["attention_mask"])
-                t_w = cdm_entropy_weights(batch["teacher_hidden"][0] @ t_table.T, batch["teacher_features"]["attention_mask"])
-            s_encs = naive_student.token_encodings(batch["texts"])
-            t_encs = teacher.token_encodings(batch["texts"])
+                t_w = cdm_entropy_weights(batch.teacher_hidden[0] @ t_table.T, batch.teacher_features["attention_mask"])
+            s_encs = naive_student.token_encodings(batch.texts)
+            t_encs = teacher.token_encodings(batch.texts)
             entries = []
-            for row, (text, s_enc, t_enc) in enumerate(zip(batch["texts"], s_encs, t_encs, strict=True)):
-                pair = views(text, s_enc, t_enc, naive_student, teacher, naive_student.uncased)
+            for row, (text, s_enc, t_enc) in enumerate(zip(batch.texts, s_encs, t_encs, strict=True)):
+                pair = views(text, s_enc, t_enc, naive_student, teacher)
                 ws = s_w[row][s_feats["attention_mask"][row].bool()].tolist()
-                wt = t_w[row][batch["teacher_features"]["attention_mask"][row].bool()].tolist()
+                wt = t_w[row][batch.teacher_features["attention_mask"][row].bool()].tolist()
                 entries.append(flatten_groups(dtw_groups(*pair, ws, wt)))
-            width_s, width_t = s_feats["input_ids"].shape[1], batch["teacher_features"]["input_ids"].shape[1]
-            batch["alignments"] = {"cdm": pack_alignment(
+            width_s, width_t = s_feats["input_ids"].shape[1], batch.teacher_features["input_ids"].shape[1]
+            batch.alignments = {"cdm": pack_alignment(
                 entries, [len(e.ids) for e in s_encs], width_s, naive_student.tokenizer.padding_side == "left",
                 [len(e.ids) for e in t_encs], width_t, teacher.tokenizer.padding_side == "left")}
 

@@ -7,7 +7,7 @@
    side weighted by (a) nothing, (b) the initial 2-layer student's pseudo-logits (hidden states
    times its input embeddings: what ``--token_weights both`` gives the student side), (c) the full
    6-layer model's pseudo-logits (a trained model's distribution, as a teacher's would be).
-   Reference: the exact character-span alignment (talas.align.tokens.span_groups, fast tokenizers'
+   Reference: the exact character-span alignment (talas.align.groups.span_groups, fast tokenizers'
    offsets). Scores: precision / recall / F1 of the (student token, teacher token) links that the
    groups imply, and the share of texts whose groups the weights change.
 """
@@ -33,11 +33,12 @@ def links(groups) -> set[tuple[int, int]]:
 def main() -> None:
     from transformers import AutoModel, AutoTokenizer
 
-    from talas.align.tokens import dtw_groups, span_groups, view_of
+    from talas.align.groups import dtw_groups, span_groups
+    from talas.align.views import view_of
     from talas.data.examples import load_training_data
-    from talas.models.encoder import keep_layers
-    from talas.losses.functions import cdm_entropy_weights
+    from talas.losses.tokens import cdm_entropy_weights
     from talas.methods.cdm import pieces_match
+    from talas.models.encoder import keep_layers
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=1000)

@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -38,13 +39,13 @@ class SpanMSE(nn.Module):
         self.projection = nn.Linear(student.dim, teacher_dim)
 
     def forward(self, batch):
-        out = self.student.forward_tokens(batch["features"])
-        groups = batch["alignments"]["span"]
-        sg, tg = groups["student_groups"], groups["teacher_groups"]
+        out = self.student.forward_tokens(batch.features)
+        groups = batch.alignments["span"]
+        sg, tg = groups.student_groups, groups.teacher_groups
         s_count, t_count = sg.sum(-1, keepdim=True), tg.sum(-1, keepdim=True)
-        keep = groups["group_mask"] & (s_count[..., 0] > 0) & (t_count[..., 0] > 0)
+        keep = groups.group_mask & (s_count[..., 0] > 0) & (t_count[..., 0] > 0)
         s_mean = (sg @ out.tokens) / s_count.clamp(min=1)
-        t_mean = (tg @ batch["teacher_hidden"][0]) / t_count.clamp(min=1)
+        t_mean = (tg @ batch.teacher_hidden[0]) / t_count.clamp(min=1)
         loss = (self.projection(s_mean[keep]) - t_mean[keep]).pow(2).sum(-1).mean()
         return loss, {"loss": loss.detach()}
 
@@ -56,12 +57,13 @@ def timed(fn, *args):
 
 
 def main() -> None:
-    from talas.train.batching import PairCollator, epoch_batches, to_device
+    from talas.data.batch import to_device
     from talas.data.examples import load_from_config
-    from talas.models.encoder import Encoder
     from talas.methods.talas import TalasConfig, TalasMethod
-    from talas.teacher.provision import OnlineTeacher, TeacherNeeds, builtin_aligners, provide
+    from talas.models.encoder import Encoder
     from talas.models.teacher import pick_device
+    from talas.teacher.provision import OnlineTeacher, TeacherNeeds, builtin_aligners, provide
+    from talas.train.batching import PairCollator, epoch_batches
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=2000, help="training texts used (the cache covers these)")
@@ -82,9 +84,9 @@ def main() -> None:
                           device=str(device), student_dropout=0.0)
         data = load_from_config(cfg)
         texts = data.unique_texts()
-        cached, build_s = timed(lambda: provide(cfg, TeacherNeeds(vectors="cached"), texts, data.anchors, device, log=lambda _: None))
+        cached, build_s = timed(lambda: provide(cfg, TeacherNeeds(vectors="cached"), texts, data.anchors, device))
         token_needs = TeacherNeeds(vectors="none", layers=(-1,), alignments=("span",))
-        online = provide(cfg, token_needs, texts, data.anchors, device, log=lambda _: None)
+        online = provide(cfg, token_needs, texts, data.anchors, device)
 
         def student():
             enc = Encoder.load(cfg.student_model_name, "mean", cfg.max_length, layers=2)
@@ -141,8 +143,8 @@ def main() -> None:
         # inference_mode + float32 copy (what OnlineTeacher does) vs no_grad without a copy.
         batch = to_device(collate_token(batches[0]), device)
         teacher = online.token_encoder
-        variants = {"inference_mode_copy": lambda: OnlineTeacher(teacher, token_needs).fill(dict(batch)),
-                    "no_grad": lambda: torch.no_grad()(teacher.forward_tokens)(batch["teacher_features"], (-1,))}
+        variants = {"inference_mode_copy": lambda: OnlineTeacher(teacher, token_needs).fill(replace(batch)),
+                    "no_grad": lambda: torch.no_grad()(teacher.forward_tokens)(batch.teacher_features, (-1,))}
         fills = {k: [] for k in variants}
         for _ in range(max(5, args.steps // 2)):
             for key, fn in variants.items():

@@ -1,4 +1,4 @@
-"""talas/align/tokens.py: known-value cases on hand-made views, the tiny fixtures' tokenizers, and a seeded property test.
+"""talas/align/views.py and groups.py: known-value cases on hand-made views, the tiny fixtures' tokenizers, and a seeded property test.
 
     .venv/bin/python -m pytest -q tests/test_align.py
 """
@@ -10,15 +10,8 @@ import random
 import pytest
 from transformers import AutoTokenizer
 
-from talas.align.tokens import (
-    TokenView,
-    dtw_groups,
-    edit_distance,
-    mined_pairs,
-    span_groups,
-    token_view,
-    view_of,
-)
+from talas.align.groups import dtw_groups, edit_distance, mined_pairs, span_groups
+from talas.align.views import TokenView, token_view, view_of
 
 # "unbelievable news!" as a WordPiece student and a byte-level BPE teacher (EOS appended) see it.
 TEXT = "unbelievable news!"

@@ -1,4 +1,4 @@
-"""talas/align/tokens.py on real tokenizers: all-MiniLM-L6-v2 (in CI), all-mpnet-base-v2 and Qwen2.5's byte BPE (slow).
+"""talas/align/views.py and groups.py on real tokenizers: all-MiniLM-L6-v2 (in CI), all-mpnet-base-v2 and Qwen2.5's byte BPE (slow).
 
     .venv/bin/python -m pytest -q tests/test_align_real.py            # the slow ones skip unless installed
     .venv/bin/python -m pytest -q tests/test_align_real.py -m slow
@@ -17,7 +17,8 @@ import pytest
 from test_align import HARD_TEXTS, _random_text, assert_invariants, assert_within_unpadded
 from transformers import AutoTokenizer
 
-from talas.align.tokens import dtw_groups, mined_pairs, span_groups, view_of
+from talas.align.groups import dtw_groups, mined_pairs, span_groups
+from talas.align.views import view_of
 
 ROOT = Path(__file__).resolve().parents[1]
 

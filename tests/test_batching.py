@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from talas.train.batching import PairCollator, epoch_batches, example_lengths
 from talas.data.examples import TrainingData
+from talas.train.batching import PairCollator, epoch_batches, example_lengths
 
 
 def test_epoch_order_is_a_function_of_seed_and_epoch_only():
@@ -58,18 +58,20 @@ def make_data(kind="pair"):
 def test_collator_layout_anchors_positives_negatives():
     data = make_data()
     batch = PairCollator(data, FakeTokenizerStudent())([2, 1])
-    assert batch["texts"] == ["c", "b", "pc", "pb", "nc"]
+    assert batch.texts == ["c", "b", "pc", "pb", "nc"]
     unique = data.unique_texts()
-    assert [unique[i] for i in batch["text_ids"].tolist()] == batch["texts"]
-    assert batch["size"] == 2 and batch["single_view"] is False
+    assert [unique[i] for i in batch.text_ids.tolist()] == batch.texts
+    assert batch.size == 2 and batch.single_view is False
+    # Nothing of the teacher without a cache or an online teacher: those parts are None.
+    assert batch.teacher_vectors is batch.teacher_mask is batch.teacher_features is batch.alignments is None
 
 
 def test_single_view_sends_each_text_once():
     data = make_data("single")
     batch = PairCollator(data, FakeTokenizerStudent(), single_view=True)([0, 1, 2])
-    assert batch["texts"] == ["a", "bb", "a"] and batch["single_view"] is True
+    assert batch.texts == ["a", "bb", "a"] and batch.single_view is True
     # pairs are still built when the method needs them (or the data is not single-text)
-    assert len(PairCollator(data, FakeTokenizerStudent())([0, 1])["texts"]) == 4
+    assert len(PairCollator(data, FakeTokenizerStudent())([0, 1]).texts) == 4
     assert PairCollator(make_data(), FakeTokenizerStudent(), single_view=True).single_view is False
 
 
@@ -89,6 +91,6 @@ def test_collator_gathers_teacher_rows(kind, tmp_path):
     rows = cache.rows_for(unique)
     rows[0] = -1  # pretend the first text has no cached vector
     batch = PairCollator(data, FakeTokenizerStudent(), cache, rows)([0, 1])
-    ids = batch["text_ids"]
-    assert batch["teacher_mask"].tolist() == (ids != 0).tolist()
-    assert torch.equal(batch["teacher"][batch["teacher_mask"]], vectors[ids[ids != 0]])
+    ids = batch.text_ids
+    assert batch.teacher_mask.tolist() == (ids != 0).tolist()
+    assert torch.equal(batch.teacher_vectors[batch.teacher_mask], vectors[ids[ids != 0]])

@@ -1,4 +1,4 @@
-"""CDM: its pure loss terms (talas/losses/functions.py, CDM section) on hand-computed values; the aligner
+"""CDM: its pure loss terms (talas/losses/tokens.py) on hand-computed values; the aligner
 (entropy-weighted DTW over hand-made WordPiece/BPE token strings, specials, one-sided truncation);
 the weight pass (padding, batching, MLM head or pseudo-logits); the vectorised group averaging
 against a loop; clear errors; end to end through the CLI with resume and export.
@@ -9,6 +9,7 @@ Run: pytest -q tests/test_cdm.py
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 import pytest
@@ -16,12 +17,15 @@ import torch
 from e2e_helpers import check_export, check_resume, in_texts_dir, online_command
 
 from talas import cli
-from talas.align.tokens import dtw_groups, token_view
-from talas.train.batching import flatten_groups, pack_alignment
+from talas.align.groups import dtw_groups
+from talas.align.views import token_view
 from talas.errors import ConfigError, TrainingError
-from talas.losses.functions import GROUP_LOSSES, cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
+from talas.losses.tokens import GROUP_LOSSES, cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
 from talas.methods import cdm
 from talas.methods.cdm import CdmConfig, CdmMethod, EntropyDTW, entropy_weights
+from talas.models.encoder import Encoder
+from talas.models.logits import student_logits
+from talas.train.batching import flatten_groups, pack_alignment
 
 
 def test_entropy_weights_known_values_with_left_padding():
@@ -163,7 +167,8 @@ def test_pseudo_logits_and_the_mlm_head(tiny_bert, tmp_path):
 
     feats = {"input_ids": torch.tensor([[2, 10, 11, 3]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
     base = AutoModel.from_pretrained(tiny_bert).eval()
-    fn, vocab = cdm.student_logits(str(tiny_bert), 0, torch.device("cpu"))  # no head in the checkpoint
+    student = Encoder.load(str(tiny_bert), "mean", 24)
+    fn, vocab = student_logits(student, str(tiny_bert), 0, torch.device("cpu"))  # no head in the checkpoint
     with torch.no_grad():
         expected = base(**feats).last_hidden_state @ base.embeddings.word_embeddings.weight.T
         torch.testing.assert_close(fn(feats), expected)
@@ -173,7 +178,8 @@ def test_pseudo_logits_and_the_mlm_head(tiny_bert, tmp_path):
     BertForMaskedLM(base.config).save_pretrained(tmp_path / "mlm")
     mlm = BertForMaskedLM.from_pretrained(tmp_path / "mlm").eval()
     del mlm.bert.encoder.layer[1:]
-    fn, _ = cdm.student_logits(str(tmp_path / "mlm"), 1, torch.device("cpu"))
+    cut = Encoder.load(str(tmp_path / "mlm"), "mean", 24, layers=1)
+    fn, _ = student_logits(cut, str(tmp_path / "mlm"), 1, torch.device("cpu"))
     with torch.no_grad():
         torch.testing.assert_close(fn(feats), mlm(**feats).logits)
 
@@ -184,27 +190,27 @@ def test_group_averaging_with_right_and_left_padding():
     packed = pack_alignment(entries, [3, 1], 4, False, [2, 2], 3, True)
     s_states = torch.arange(16.0).reshape(2, 4, 2)
     t_states = torch.arange(12.0).reshape(2, 3, 2)
-    s_mean, s_ok = group_mean(packed["student_groups"], s_states)
-    t_mean, t_ok = group_mean(packed["teacher_groups"], t_states)
+    s_mean, s_ok = group_mean(packed.student_groups, s_states)
+    t_mean, t_ok = group_mean(packed.teacher_groups, t_states)
     # student text 0: mean of rows [0,1],[2,3] = [1, 2]; row [4, 5]; text 1: row 0 = [8, 9]
     assert s_mean.tolist() == [[[1.0, 2.0], [4.0, 5.0]], [[8.0, 9.0], [0.0, 0.0]]]
     # teacher left padding shifts positions by 1: text 0 → rows [2, 3] and [4, 5];
     # text 1 → mean of rows [8, 9] and [10, 11] = [9, 10] (its pad row [6, 7] is left out)
     assert t_mean.tolist() == [[[2.0, 3.0], [4.0, 5.0]], [[9.0, 10.0], [0.0, 0.0]]]
-    assert s_ok.tolist() == t_ok.tolist() == packed["group_mask"].tolist() == [[True, True], [True, False]]
+    assert s_ok.tolist() == t_ok.tolist() == packed.group_mask.tolist() == [[True, True], [True, False]]
 
 
 def _loop_cdm(method, batch, center=False):
     """The CDM term written the slow way: a Python loop over texts and groups (independent of group_mean)."""
-    tokens = method.student.forward_tokens(batch["features"]).tokens
-    teacher = batch["teacher_hidden"][0]
-    groups = batch["alignments"]["cdm"]
+    tokens = method.student.forward_tokens(batch.features).tokens
+    teacher = batch.teacher_hidden[0]
+    groups = batch.alignments["cdm"]
     pairs = []
     for b in range(tokens.shape[0]):
-        for g in range(groups["group_mask"].shape[1]):
-            s_idx = groups["student_groups"][b, g].nonzero()[:, 0]
-            t_idx = groups["teacher_groups"][b, g].nonzero()[:, 0]
-            if groups["group_mask"][b, g] and len(s_idx) and len(t_idx):
+        for g in range(groups.group_mask.shape[1]):
+            s_idx = groups.student_groups[b, g].nonzero()[:, 0]
+            t_idx = groups.teacher_groups[b, g].nonzero()[:, 0]
+            if groups.group_mask[b, g] and len(s_idx) and len(t_idx):
                 pairs.append((tokens[b, s_idx].mean(0), method.projection(teacher[b, t_idx].mean(0))))
     s_mean = sum(s for s, _ in pairs) / len(pairs) if center else 0
     t_mean = sum(t for _, t in pairs) / len(pairs) if center else 0
@@ -225,21 +231,33 @@ def _config(tiny_bert, tiny_qwen3, **extra):
                      max_length=24, teacher_prompt="Query: ", pooling_method="last_token", device="cpu", **extra)
 
 
-def test_forward_matches_a_loop_over_groups_on_a_real_batch(texts, tiny_bert, tiny_qwen3, capsys):
-    from talas.train.batching import PairCollator
+def prepared(cfg):
+    """What the loop hands CDM before training: the run's texts, student and online teacher."""
     from talas.data.examples import load_from_config
-    from talas.models.encoder import Encoder
-    from talas.teacher.provision import OnlineTeacher
     from talas.models.teacher import load_teacher
+    from talas.teacher.provision import OnlineTeacher, TeacherSupply
+    from talas.train.setup import prepared
+
+    student = Encoder.load(cfg.student_model_name, cfg.student_pooling, cfg.max_length)
+    needs = CdmMethod.teacher_needs(cfg)
+    supply = TeacherSupply(needs, online=OnlineTeacher(load_teacher(cfg), needs))
+    return prepared(cfg, load_from_config(cfg).unique_texts(), student, supply, torch.device("cpu"))
+
+
+def test_forward_matches_a_loop_over_groups_on_a_real_batch(texts, tiny_bert, tiny_qwen3, caplog):
+    from talas.data.examples import load_from_config
+    from talas.teacher.provision import OnlineTeacher
+    from talas.train.batching import PairCollator
 
     cfg = _config(tiny_bert, tiny_qwen3)
-    aligners = CdmMethod.aligners(cfg)
+    ready = prepared(cfg)
+    caplog.set_level(logging.INFO, logger="talas")
+    aligners = CdmMethod.aligners(cfg, ready)
     # The two tiny tokenizers learnt the same words from one corpus; 3 texts split differently (é, 😀, "!").
-    assert "CDM: 3 of 12 texts" in capsys.readouterr().out
+    assert "CDM: 3 of 12 texts" in caplog.text
     table = aligners["cdm"].table
     assert all(set(w) <= {3.0, 4.0, 5.0} for ws in table.values() for w in ws)
-    student = Encoder.load(cfg.student_model_name, cfg.student_pooling, cfg.max_length)
-    teacher = load_teacher(cfg)
+    student, teacher = ready.student, ready.supply.token_encoder
     collate = PairCollator(load_from_config(cfg), student, teacher=teacher, aligners=aligners)
     batch = collate(list(range(12)))
     OnlineTeacher(teacher, CdmMethod.teacher_needs(cfg)).fill(batch)
@@ -259,18 +277,26 @@ def test_forward_matches_a_loop_over_groups_on_a_real_batch(texts, tiny_bert, ti
     assert not torch.isclose(centred, metrics["cdm"])
 
 
-def test_token_weight_choices(texts, tiny_bert, tiny_qwen3, capsys):
-    both = CdmMethod.aligners(_config(tiny_bert, tiny_qwen3))["cdm"].table
-    teacher_only = CdmMethod.aligners(_config(tiny_bert, tiny_qwen3, token_weights="teacher"))["cdm"].table
+def test_token_weight_choices(texts, tiny_bert, tiny_qwen3, monkeypatch):
+    from talas.cache import ensure
+
+    ready = prepared(_config(tiny_bert, tiny_qwen3))
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("CDM loaded a model or read a file itself")
+
+    # The weight pass uses what the loop prepared; it never loads a model or the data.
+    for owner, name in ((Encoder, "load"), (ensure, "load_teacher"), (cdm, "load_config")):
+        monkeypatch.setattr(owner, name, refuse)
+    both = CdmMethod.aligners(_config(tiny_bert, tiny_qwen3), ready)["cdm"].table
+    teacher_only = CdmMethod.aligners(_config(tiny_bert, tiny_qwen3, token_weights="teacher"), ready)["cdm"].table
     assert both.keys() == teacher_only.keys()
     assert all(ws is not None and teacher_only[key][0] is None and teacher_only[key][1] == wt for key, (ws, wt) in both.items())
-    assert CdmMethod.aligners(_config(tiny_bert, tiny_qwen3, token_weights="none"))["cdm"].table == {}
-    assert CdmMethod.aligners(_config(tiny_bert, tiny_qwen3, w_kd=0.0)) == {}
+    assert CdmMethod.aligners(_config(tiny_bert, tiny_qwen3, token_weights="none"), ready)["cdm"].table == {}
+    assert CdmMethod.aligners(_config(tiny_bert, tiny_qwen3, w_kd=0.0), None) == {}
 
 
 def test_projection_trains_at_its_own_learning_rate(tiny_bert):
-    from talas.models.encoder import Encoder
-
     method = CdmMethod(CdmConfig(learning_rate=5e-5), Encoder.load(str(tiny_bert), "mean", 24), 48)
     own = [g for g in method.param_groups() if g.get("lr") == 1e-3]
     assert {id(p) for g in own for p in g["params"]} == {id(p) for p in method.projection.parameters()}
@@ -293,8 +319,6 @@ def command(student, teacher, save_dir, *extra):
 
 
 def test_cli_trains_logs_every_term_resumes_and_exports(texts, tiny_bert, tiny_qwen3):
-    from talas.models.encoder import Encoder
-
     args = ("--save_steps", "1", "--save_total_limit", "0")
     assert cli.main(command(tiny_bert, tiny_qwen3, "full", *args)) == 0
     log = [json.loads(line) for line in open("full/train_log.jsonl")]

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from talas import cli
-from talas.models.encoder import Encoder, set_dropout
 from talas.errors import ConfigError
+from talas.models.encoder import Encoder, set_dropout
 
 TEXTS = ["a man plays a guitar", "the cat sleeps", "stocks fell sharply today", "how do i reset my pin"]
 

@@ -4,6 +4,7 @@ learning on a fixed batch, clear errors, and end to end through the seed-style c
 student and a tiny Qwen3 teacher (other tokenizer, other width): every term logged, resume, export."""
 
 import json
+import logging
 import math
 import os
 import sys
@@ -13,9 +14,11 @@ import torch
 from torch import nn
 
 from talas import cli
-from talas.models.encoder import Encoder, EncoderOutput
-from talas.losses.functions import cross_attend, similarity_kl, std_scaled
+from talas.data.batch import Batch
+from talas.losses.tokens import cross_attend, std_scaled
+from talas.losses.vectors import similarity_kl
 from talas.methods.dskd import DskdConfig, DskdMethod
+from talas.models.encoder import Encoder, EncoderOutput
 from talas.teacher.provision import OnlineTeacher
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -120,8 +123,8 @@ def hand_batch():
     z_s = torch.tensor([[1.0, 1.0], [0.0, 1.0], [1.0, 0.0]])  # 45°, 90°, 0°
     z_t = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, -1.0]])  # 0°, 0°, 270°
     out = EncoderOutput(pooled=z_s, tokens=h_s, attention_mask=s_mask, hidden_states=(torch.zeros(3, 3, 2),))
-    batch = {"features": {"attention_mask": s_mask}, "teacher_features": {"attention_mask": t_mask},
-             "teacher_hidden": (torch.randn(3, 3, 2), h_t), "teacher": z_t}
+    batch = Batch([""] * 3, features={"attention_mask": s_mask}, teacher_features={"attention_mask": t_mask},
+                  teacher_hidden=(torch.randn(3, 3, 2), h_t), teacher_vectors=z_t)
     return batch, out
 
 
@@ -158,7 +161,7 @@ def test_attention_is_per_sentence_a_padded_batch_equals_each_sentence_alone():
     for x, m in ((e_s, s_mask), (h_s, s_mask), (e_t, t_mask), (h_t, t_mask)):
         x[m == 0] = 1e4  # padding must not reach any result
     out = EncoderOutput(pooled=torch.randn(3, 3), tokens=h_s, attention_mask=s_mask, hidden_states=(e_s,))
-    batch = {"features": {"attention_mask": s_mask}, "teacher_features": {"attention_mask": t_mask}, "teacher_hidden": (e_t, h_t)}
+    batch = Batch([""] * 3, features={"attention_mask": s_mask}, teacher_features={"attention_mask": t_mask}, teacher_hidden=(e_t, h_t))
     v_t2s, v_s2t = method.carry(batch, out, torch.arange(3))
     for b in range(3):
         want = reference_carry(method, e_s[b, : s_len[b]], h_s[b, : s_len[b]], e_t[b, -t_len[b] :], h_t[b, -t_len[b] :])
@@ -180,10 +183,10 @@ def real_batch(tiny_bert, tiny_qwen3):
     student.model.pooler.requires_grad_(False)
     teacher = Encoder.load(str(tiny_qwen3), "mean", 24)
     texts = SENTENCES[:6] + SENTENCES[:6]  # two views of 6 texts, as single-text data gives
-    batch = {"features": student.tokenize(texts), "teacher_features": teacher.tokenize(texts), "size": 6, "texts": texts,
-             "single_view": False, "text_ids": torch.tensor(list(range(6)) * 2)}
+    batch = Batch(texts, features=student.tokenize(texts), teacher_features=teacher.tokenize(texts), size=6,
+                  text_ids=torch.tensor(list(range(6)) * 2))
     OnlineTeacher(teacher, DskdMethod.teacher_needs(cfg)).fill(batch)
-    assert batch["teacher_features"]["attention_mask"][:, 0].min() == 0  # the teacher really is left-padded here
+    assert batch.teacher_features["attention_mask"][:, 0].min() == 0  # the teacher really is left-padded here
     return cfg, student, batch
 
 
@@ -194,7 +197,7 @@ def test_every_projector_is_trained_and_each_term_reaches_what_it_should(real_ba
     assert {"loss", "task", "align_t2s", "kl_student", "align_s2t", "kl_teacher", "dskd"} <= set(metrics)
     parts = {"query": method.query.weight, "t2s": method.t2s.weight, "s2t": method.s2t.weight,
              "student": method.student.model.encoder.layer[-1].output.dense.weight}
-    out = method.student.forward_tokens(batch["features"], layers=(0,))
+    out = method.student.forward_tokens(batch.features, layers=(0,))
     terms = method.dskd_terms(batch, out, torch.arange(6))
     reached = {}
     for name, term in terms.items():
@@ -241,17 +244,18 @@ def test_a_few_steps_on_a_fixed_batch_lower_every_dskd_term(real_batch):
         assert history[-1][name] < 0.8 * history[0][name], (name, float(history[0][name]), float(history[-1][name]))
 
 
-def test_ridge_start_fits_the_carrying_projectors_to_the_untrained_models(real_batch, tiny_qwen3):
-    from talas.teacher.provision import TeacherSupply
+def test_ridge_start_fits_the_carrying_projectors_to_the_untrained_models(real_batch, tiny_qwen3, caplog):
     from talas.models.projection import ridge_fit
+    from talas.teacher.provision import Prepared, TeacherSupply
 
     cfg, student, _ = real_batch
     cfg = DskdConfig(**{**cfg.__dict__, "projector_init": "ridge", "projector_init_texts": 10})
     teacher = Encoder.load(str(tiny_qwen3), "mean", 24)
     needs = DskdMethod.teacher_needs(cfg)
     method = DskdMethod(cfg, student, 48)
-    lines = []
-    method.initialise(TeacherSupply(needs, online=OnlineTeacher(teacher, needs)), SENTENCES, lines.append)
+    caplog.set_level(logging.INFO, logger="talas")
+    method.initialise(Prepared(SENTENCES, student, TeacherSupply(needs, online=OnlineTeacher(teacher, needs)), torch.device("cpu")))
+    lines = [r.getMessage() for r in caplog.records]
     # The same 10 texts (drawn with the run's seed), embedded independently: the student's mean pooling and
     # the teacher's own sentence vectors; P_s2t is the ridge map between them.
     chosen = sorted(__import__("numpy").random.default_rng(cfg.seed).choice(len(SENTENCES), size=10, replace=False))

@@ -13,12 +13,13 @@ import torch
 from e2e_helpers import check_export, check_resume, in_texts_dir, online_command
 
 from talas import cli
-from talas.align.tokens import TokenView
-from talas.models.encoder import Encoder
+from talas.align.views import TokenView
 from talas.errors import ConfigError
-from talas.losses.functions import emo_importance, emo_masses, emo_top_m, linear_cka, sinkhorn
+from talas.losses.attention import emo_importance, emo_top_m, linear_cka
+from talas.losses.transport import emo_masses, sinkhorn
 from talas.methods import get_method
 from talas.methods.emo import EmoConfig, EmoMethod, content_positions, layer_map
+from talas.models.encoder import Encoder
 
 # ----------------------------------------------------------------------------- linear CKA
 
@@ -255,7 +256,7 @@ def attention_rows(n, seed):
 def test_teacher_needs_eager_attentions_of_the_mapped_layers(method):
     needs = EmoMethod.teacher_needs(method.cfg)
     assert method.layers == [(0, 0), (1, 1)] and needs.attention_layers == (0, 1)
-    assert needs.student_attentions and needs.layers == (-1,) and set(EmoMethod.aligners(method.cfg)) == {"mined", "content"}
+    assert needs.student_attentions and needs.layers == (-1,) and set(EmoMethod.aligners(method.cfg, None)) == {"mined", "content"}
     no_ira = EmoMethod.teacher_needs(EmoConfig(**{**vars(method.cfg), "w_ira": 0.0}))
     assert no_ira.attention_layers == (1,) and not no_ira.student_attentions  # importance still needs the last layer
     assert not EmoMethod.teacher_needs(EmoConfig(**{**vars(method.cfg), "alpha": 0.0})).online
@@ -364,7 +365,7 @@ def test_registered_and_seed_style_config():
 
 
 def test_softmax_cost_is_blind_to_a_texts_mean_teacher_state_and_cosine_is_not():
-    from talas.losses.functions import emo_ot_cost
+    from talas.losses.transport import emo_ot_cost
 
     g = torch.Generator().manual_seed(0)
     student, teacher = torch.randn(2, 3, 4, generator=g), torch.randn(2, 5, 4, generator=g)

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from talas.eval import metrics
-from talas.errors import ConfigError, DataError, ModelError
 from talas.cli.eval import main
+from talas.errors import ConfigError, DataError, ModelError
+from talas.eval import metrics
 from talas.eval.evaluate import evaluate
 from talas.eval.task_file import load_tasks
 

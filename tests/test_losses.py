@@ -5,15 +5,10 @@ import math
 import pytest
 import torch
 
+from talas.losses.contrastive import info_nce, mask_duplicates
+from talas.losses.tokens import group_mean
+from talas.losses.vectors import cosine_distance, normalized_mse, normalized_mse_elementwise
 from talas.models.encoder import pool
-from talas.losses.functions import (
-    cosine_distance,
-    group_mean,
-    info_nce,
-    mask_duplicates,
-    normalized_mse,
-    normalized_mse_elementwise,
-)
 
 
 def ce(logits_row, target):

@@ -1,6 +1,8 @@
 """The TALAS projection into the teacher's width is exported: the student's vectors then live in the
 teacher's space (comparable with vectors the teacher made), which the loss shaped directly."""
 
+import logging
+
 import pytest
 import torch
 from sentence_transformers import SentenceTransformer
@@ -126,12 +128,12 @@ def test_ridge_initialised_projection_starts_closer_to_the_teacher(texts_file, t
 
 @pytest.mark.parametrize("direction", ["teacher_to_student", "student_to_teacher"])
 @pytest.mark.parametrize("name", ["cdm", "emo"])
-def test_ridge_start_of_a_token_state_projection(name, direction, tiny_bert, tiny_qwen3):
+def test_ridge_start_of_a_token_state_projection(name, direction, tiny_bert, tiny_qwen3, caplog):
     # CDM's and EMO's P carry token states from one model's space into the other's; the ridge start fits it
     # between the teacher's mean last-layer states and the untrained student's mean states.
     from talas.methods import get_method
-    from talas.teacher.provision import provide
     from talas.models.projection import ridge_fit
+    from talas.teacher.provision import Prepared, provide
 
     method_cls = get_method(name)
     texts = sorted(set(CORPUS))
@@ -139,10 +141,11 @@ def test_ridge_start_of_a_token_state_projection(name, direction, tiny_bert, tin
                                   device="cpu", max_length=32, projection_init="ridge", projection_init_texts=len(texts),
                                   projection=direction)
     student = Encoder.load(str(tiny_bert), "mean", 32)
-    supply = provide(cfg, method_cls.teacher_needs(cfg), texts, texts, torch.device("cpu"), log=lambda _: None)
+    supply = provide(cfg, method_cls.teacher_needs(cfg), texts, texts, torch.device("cpu"))
     method = method_cls(cfg, student, supply.dim)
-    lines = []
-    method.initialise(supply, texts, lines.append)
+    caplog.set_level(logging.INFO, logger="talas")
+    method.initialise(Prepared(texts, student, supply, torch.device("cpu")))
+    lines = [r.getMessage() for r in caplog.records]
     x, y = Encoder.load(str(tiny_qwen3), "mean", 32).encode(texts), student.encode(texts)
     if direction == "student_to_teacher":
         x, y = y, x

@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from talas.train.batching import PairCollator, flatten_groups, pack_alignment, to_device
+from talas.data.batch import Alignment, Batch, to_device
 from talas.data.examples import TrainingData
-from talas.models.encoder import Encoder
 from talas.errors import ConfigError, ModelError
 from talas.methods.talas import TalasConfig, TalasMethod
+from talas.models.encoder import Encoder
 from talas.teacher.provision import OnlineTeacher, TeacherNeeds, provide
+from talas.train.batching import PairCollator, flatten_groups, pack_alignment
 
 TEXTS = ["a man is playing a guitar", "the cat sits", "my card payment was declined today, sadly", "hi"]
 
@@ -80,7 +81,7 @@ def test_default_declarations_of_the_sentence_level_methods():
     assert TalasMethod.teacher_needs(TalasConfig()) == TeacherNeeds(vectors="cached")
     assert TalasMethod.teacher_needs(TalasConfig(cache_teacher=False)) == TeacherNeeds(vectors="online")
     assert TalasMethod.teacher_needs(TalasConfig(w_kd=0.0)) == TeacherNeeds(vectors="none")
-    assert TalasMethod.aligners(TalasConfig()) == {}
+    assert TalasMethod.aligners(TalasConfig(), None) == {}
     assert not TeacherNeeds().online and TeacherNeeds(vectors="none", layers=(-1,)).online
 
 
@@ -98,13 +99,13 @@ def test_pack_alignment_known_values_with_left_padded_teacher():
     text0 = flatten_groups([((0,), ()), ((1, 2), (0,)), ((3,), (1, 2))])
     text1 = flatten_groups([((1,), (0,))])
     out = pack_alignment([text0, text1], [4, 3], 4, False, [3, 2], 3, True)
-    assert out["student_groups"].shape == (2, 3, 4) and out["teacher_groups"].shape == (2, 3, 3)
-    assert out["group_mask"].tolist() == [[True, True, True], [True, False, False]]
-    assert out["student_groups"][0].tolist() == [[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1]]
-    assert out["teacher_groups"][0].tolist() == [[0, 0, 0], [1, 0, 0], [0, 1, 1]]
+    assert out.student_groups.shape == (2, 3, 4) and out.teacher_groups.shape == (2, 3, 3)
+    assert out.group_mask.tolist() == [[True, True, True], [True, False, False]]
+    assert out.student_groups[0].tolist() == [[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1]]
+    assert out.teacher_groups[0].tolist() == [[0, 0, 0], [1, 0, 0], [0, 1, 1]]
     # Row 1 of the teacher is left-padded by one: its position 0 sits at column 1.
-    assert out["teacher_groups"][1].tolist() == [[0, 1, 0], [0, 0, 0], [0, 0, 0]]
-    assert out["student_groups"][1].tolist() == [[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    assert out.teacher_groups[1].tolist() == [[0, 1, 0], [0, 0, 0], [0, 0, 0]]
+    assert out.student_groups[1].tolist() == [[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
 
 
 def single_texts(texts):
@@ -123,25 +124,25 @@ def test_collator_adds_both_tokenizations_and_tokenizes_each_text_once(student, 
     assert calls == [2, 2, 1, 1]  # texts 0 and 2 once per side, then only text 1
     for batch in (first, second):
         for key, enc in (("features", student), ("teacher_features", teacher)):
-            expected = enc.tokenize(batch["texts"])
-            assert all(torch.equal(batch[key][k], expected[k]) for k in expected)
-    assert second["teacher_features"]["attention_mask"][:, -1].all()  # left padded
+            expected = enc.tokenize(batch.texts)
+            assert all(torch.equal(getattr(batch, key)[k], expected[k]) for k in expected)
+    assert second.teacher_features["attention_mask"][:, -1].all()  # left padded
 
 
 def test_online_teacher_fills_what_was_declared_as_autograd_constants(student, teacher):
     needs = TeacherNeeds(vectors="online", layers=(-1, 1))
     online = OnlineTeacher(teacher, needs, normalize=True)
-    batch = {"texts": TEXTS, "teacher_features": teacher.tokenize(TEXTS)}
+    batch = Batch(TEXTS, teacher_features=teacher.tokenize(TEXTS))
     online.fill(batch)
     with torch.no_grad():
         expected = teacher.forward_tokens(teacher.tokenize(TEXTS), layers=(-1, 1))
-    torch.testing.assert_close(batch["teacher"], torch.nn.functional.normalize(expected.pooled, dim=-1))
-    assert batch["teacher_mask"].all() and "teacher_attentions" not in batch
-    torch.testing.assert_close(batch["teacher_hidden"][0], expected.hidden_states[0])
-    torch.testing.assert_close(batch["teacher_hidden"][1], expected.hidden_states[1])
+    torch.testing.assert_close(batch.teacher_vectors, torch.nn.functional.normalize(expected.pooled, dim=-1))
+    assert batch.teacher_mask.all() and batch.teacher_attentions is None
+    torch.testing.assert_close(batch.teacher_hidden[0], expected.hidden_states[0])
+    torch.testing.assert_close(batch.teacher_hidden[1], expected.hidden_states[1])
     # The outputs must be usable in a loss that back-propagates into a trained module.
     weight = torch.nn.Parameter(torch.ones(()))
-    for value in (batch["teacher"], *batch["teacher_hidden"]):
+    for value in (batch.teacher_vectors, *batch.teacher_hidden):
         assert not value.is_inference() and not value.requires_grad and value.dtype == torch.float32
         (weight * value).pow(2).mean().backward()
     assert weight.grad is not None and not any(p.requires_grad for p in teacher.parameters())
@@ -153,34 +154,37 @@ def test_online_teacher_runs_each_distinct_text_once_and_copies_it_to_its_other_
     seen = []
     real = teacher.forward_tokens
     monkeypatch.setattr(teacher, "forward_tokens", lambda feats, *a: seen.append(len(feats["input_ids"])) or real(feats, *a))
-    batch = {"texts": texts, "text_ids": ids, "teacher_features": teacher.tokenize(texts)}
+    batch = Batch(texts, text_ids=ids, teacher_features=teacher.tokenize(texts))
     OnlineTeacher(teacher, TeacherNeeds(vectors="online", layers=(-1,))).fill(batch)
     assert seen == [3]  # three distinct texts in five rows
     with torch.no_grad():
         expected = real(teacher.tokenize(texts), (-1,))
-    torch.testing.assert_close(batch["teacher"], expected.pooled)
-    torch.testing.assert_close(batch["teacher_hidden"][0], expected.hidden_states[0])
+    torch.testing.assert_close(batch.teacher_vectors, expected.pooled)
+    torch.testing.assert_close(batch.teacher_hidden[0], expected.hidden_states[0])
 
 
 def test_online_teacher_without_vectors_leaves_the_cached_ones(teacher):
-    batch = {"texts": TEXTS, "teacher": torch.zeros(4, 2)}
+    batch = Batch(TEXTS, teacher_vectors=torch.zeros(4, 2))
     OnlineTeacher(teacher, TeacherNeeds(vectors="none", layers=(-1,))).fill(batch)
-    assert torch.equal(batch["teacher"], torch.zeros(4, 2)) and len(batch["teacher_hidden"]) == 1
+    assert torch.equal(batch.teacher_vectors, torch.zeros(4, 2)) and len(batch.teacher_hidden) == 1
 
 
 def test_provide_loads_eager_attention_only_when_attentions_are_declared(tiny_qwen3, tmp_path):
     cfg = TalasConfig(teacher_model_name=str(tiny_qwen3), device="cpu", cache_path=str(tmp_path / "c.safetensors"))
-    plain = provide(cfg, TeacherNeeds(vectors="none", layers=(-1,)), TEXTS, TEXTS, torch.device("cpu"), log=lambda _: None)
-    eager = provide(cfg, TeacherNeeds(vectors="none", attention_layers=(-1,)), TEXTS, TEXTS, torch.device("cpu"), log=lambda _: None)
+    plain = provide(cfg, TeacherNeeds(vectors="none", layers=(-1,)), TEXTS, TEXTS, torch.device("cpu"))
+    eager = provide(cfg, TeacherNeeds(vectors="none", attention_layers=(-1,)), TEXTS, TEXTS, torch.device("cpu"))
     assert plain.token_encoder.model.config._attn_implementation != "eager"
     assert eager.token_encoder.model.config._attn_implementation == "eager"
     assert plain.cache is None and plain.dim == 48
-    none = provide(cfg, TeacherNeeds(vectors="none"), TEXTS, TEXTS, torch.device("cpu"), log=lambda _: None)
+    none = provide(cfg, TeacherNeeds(vectors="none"), TEXTS, TEXTS, torch.device("cpu"))
     assert none.online is None and none.cache is None and none.dim is None and not (tmp_path / "c.safetensors").exists()
 
 
 def test_to_device_moves_nested_alignment_dicts():
-    batch = {"alignments": {"span": {"group_mask": torch.ones(1, 2, dtype=torch.bool)}}, "size": 1}
+    span = Alignment(torch.zeros(1, 2, 3), torch.zeros(1, 2, 4), torch.ones(1, 2, dtype=torch.bool))
+    batch = Batch(["a"], size=1, alignments={"span": span}, teacher_hidden=(torch.zeros(1, 2, 3),))
     moved = to_device(batch, torch.device("cpu"))
-    assert moved["alignments"]["span"]["group_mask"].dtype == torch.bool and moved["size"] == 1
-    assert np.array_equal(moved["alignments"]["span"]["group_mask"].numpy(), [[True, True]])
+    assert isinstance(moved, Batch) and isinstance(moved.alignments["span"], Alignment) and moved.size == 1
+    assert moved.alignments["span"].group_mask.dtype == torch.bool and moved.alignments["span"].teacher_groups.shape == (1, 2, 4)
+    assert np.array_equal(moved.alignments["span"].group_mask.numpy(), [[True, True]])
+    assert moved.texts == ["a"] and moved.teacher_hidden[0].shape == (1, 2, 3) and moved.features is None

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talas.eval import metrics
 from talas.cli import main as cli_main
-from talas.errors import ConfigError, DataError, ModelError
 from talas.cli.eval import main as eval_main
+from talas.errors import ConfigError, DataError, ModelError
+from talas.eval import metrics
 from talas.eval.evaluate import evaluate
 from talas.eval.task_file import load_tasks
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from talas import cli
-from talas.losses.functions import cosine_distance, relative_similarity_loss, similarity_mse
+from talas.data.batch import Batch
+from talas.losses.vectors import cosine_distance, relative_similarity_loss, similarity_mse
 from talas.methods.stella import StellaConfig, StellaMethod
 from talas.teacher.provision import distinct_rows
 
@@ -141,9 +142,8 @@ def make_method(tiny_bert, dims, w_task=0.0, teacher_dim=48):
 
 def make_batch(method, texts, size, teacher):
     ids = {t: i for i, t in enumerate(dict.fromkeys(texts))}
-    return {"features": method.student.tokenize(texts), "size": size, "texts": texts, "single_view": False,
-            "text_ids": torch.tensor([ids[t] for t in texts]), "teacher": teacher,
-            "teacher_mask": torch.ones(len(texts), dtype=torch.bool)}
+    return Batch(texts, features=method.student.tokenize(texts), size=size, text_ids=torch.tensor([ids[t] for t in texts]),
+                 teacher_vectors=teacher, teacher_mask=torch.ones(len(texts), dtype=torch.bool))
 
 
 @pytest.mark.parametrize("dims", [[48], [1], [48, 1], [7, 3, 48], [16], [48, 24, 12, 6, 3, 2, 1]])

@@ -9,8 +9,8 @@ from test_train import seed_command
 from tiny_models import build_bert
 
 from talas import cli
-from talas.models.encoder import keep_layers, layer_list, load_model
 from talas.errors import ConfigError
+from talas.models.encoder import keep_layers, layer_list, load_model
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from torch import nn
 
 from talas import cli
 from talas.config import TrainConfig
-from talas.models.encoder import Encoder
 from talas.methods import METHODS
 from talas.methods.base import Method
+from talas.models.encoder import Encoder
 from talas.teacher.provision import TeacherNeeds
 
 
@@ -43,16 +43,16 @@ class ToyMethod(Method):
         return False
 
     def forward(self, batch):
-        out = self.student.forward_tokens(batch["features"])
-        groups = batch["alignments"]["span"]
-        sg, tg = groups["student_groups"], groups["teacher_groups"]
+        out = self.student.forward_tokens(batch.features)
+        groups = batch.alignments["span"]
+        sg, tg = groups.student_groups, groups.teacher_groups
         # The collator's contract, checked on every real batch: pads are never in a group.
-        assert not (sg * (1 - batch["features"]["attention_mask"][:, None, :])).any()
-        assert not (tg * (1 - batch["teacher_features"]["attention_mask"][:, None, :])).any()
+        assert not (sg * (1 - batch.features["attention_mask"][:, None, :])).any()
+        assert not (tg * (1 - batch.teacher_features["attention_mask"][:, None, :])).any()
         s_count, t_count = sg.sum(-1, keepdim=True), tg.sum(-1, keepdim=True)
-        keep = groups["group_mask"] & (s_count[..., 0] > 0) & (t_count[..., 0] > 0)
+        keep = groups.group_mask & (s_count[..., 0] > 0) & (t_count[..., 0] > 0)
         s_mean = (sg @ out.tokens) / s_count.clamp(min=1)
-        t_mean = (tg @ batch["teacher_hidden"][0]) / t_count.clamp(min=1)
+        t_mean = (tg @ batch.teacher_hidden[0]) / t_count.clamp(min=1)
         loss = (self.projection(s_mean[keep]) - t_mean[keep]).pow(2).sum(-1).mean()
         return loss, {"loss": loss.detach(), "groups": keep.sum().float()}
 

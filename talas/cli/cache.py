@@ -42,8 +42,8 @@ def cache_parser(cls: type) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    from talas.cache import cache_file
     from talas.cache import store as cache_store
-    from talas.cache.ensure import cache_file
 
     cls = get_method(peek_method(argv)).config_class
     cfg, extras = parse(cache_parser(cls), cls, argv, "talas cache")
@@ -66,7 +66,7 @@ def main(argv: list[str]) -> int:
 
 def build(cfg, convert: str | None = None) -> int:
     """Build (or find) the cache ``cfg`` reads; with ``convert``, import that seed-format .pt instead."""
-    from talas.cache.ensure import cache_file, ensure_cache
+    from talas.cache import cache_file, ensure_cache
     from talas.cache.legacy import convert_legacy
     from talas.data.examples import load_from_config
 

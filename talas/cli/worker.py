@@ -39,8 +39,8 @@ def build_cache(argv: list[str]) -> dict:
 
 def scores(model_dir: str, tasks: list, device: str) -> dict:
     """Main score of every task and the averages, on each split some task declares (validation, test)."""
-    from talas.eval.models import load_encode
     from talas.eval.evaluate import evaluate
+    from talas.eval.models import load_encode
 
     encoders, _ = load_encode(model_dir, None, None, None, 64, device, "float32")
     found = {}
@@ -54,8 +54,8 @@ def scores(model_dir: str, tasks: list, device: str) -> dict:
 
 
 def train_and_score(argv: list[str], task_file: str, task_names: list[str]) -> dict:
-    from talas.models.teacher import pick_device
     from talas.eval.task_file import load_tasks
+    from talas.models.teacher import pick_device
     from talas.train.loop import train
     from talas.train.meter import SUMMARY_FILE
 

@@ -38,8 +38,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from talas.errors import ConfigError, DataError
 from talas.data.tables import Table, bad_byte, read_table
+from talas.errors import ConfigError, DataError
 
 ENTAILMENT, NEUTRAL, CONTRADICTION = 0, 1, 2
 NLI_LABELS = {

@@ -11,13 +11,9 @@ from talas.methods.stella import StellaMethod
 from talas.methods.talas import TalasMethod
 
 METHODS: dict[str, type[Method]] = {"talas": TalasMethod, "stella": StellaMethod, "dskd": DskdMethod, "emo": EmoMethod, "cdm": CdmMethod}
-#: Published methods the CLI accepts by name but that are not implemented yet.
-PLANNED: tuple[str, ...] = ()
 
 
 def get_method(name: str) -> type[Method]:
     if name in METHODS:
         return METHODS[name]
-    if name in PLANNED:
-        raise ConfigError(f"Method {name!r} is planned but not implemented yet; available now: {', '.join(METHODS)}.")
     raise ConfigError(f"Unknown method {name!r}; choose one of {', '.join(METHODS)}.")

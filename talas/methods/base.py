@@ -13,9 +13,10 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from talas.data.batch import Batch
+from talas.losses.contrastive import info_nce
 from talas.models.encoder import Encoder
-from talas.losses.functions import info_nce
-from talas.teacher.provision import Aligner, TeacherNeeds, builtin_aligners
+from talas.teacher.provision import Aligner, Prepared, TeacherNeeds, builtin_aligners
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class Method(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.student = student
+        # Whether the loss has a distillation term: the batch then carries what teacher_needs declared.
+        self.distils = self.uses_teacher(cfg)
 
     @classmethod
     def uses_teacher(cls, cfg) -> bool:
@@ -58,10 +61,10 @@ class Method(nn.Module):
         return TeacherNeeds(vectors="cached" if getattr(cfg, "cache_teacher", True) else "online")
 
     @classmethod
-    def aligners(cls, cfg) -> dict[str, Aligner]:
+    def aligners(cls, cfg, prepared: Prepared | None) -> dict[str, Aligner]:
         """Alignment name → function(student TokenView, teacher TokenView) → groups, for each declared
-        alignment. Override to add one of your own (e.g. DTW with per-token weights); the collator
-        computes it once per unique text and packs it like the built-in ones."""
+        alignment. Override to add one of your own (e.g. DTW with per-token weights, computed from
+        ``prepared``); the collator computes it once per unique text and packs it like the built-in ones."""
         return builtin_aligners(cls.teacher_needs(cfg).alignments)
 
     @classmethod
@@ -73,10 +76,10 @@ class Method(nn.Module):
     def validate(cls, cfg) -> None:
         """Raise a ConfigError for options that cannot work; runs before anything heavy is loaded."""
 
-    def initialise(self, supply, texts: list[str], log) -> None:
+    def initialise(self, prepared: Prepared) -> None:
         """Called once before the first step of a fresh run (never on resume: the checkpoint holds the
-        weights). ``supply`` is the run's TeacherSupply, ``texts`` the unique training texts; a method
-        may fit its fresh modules here (TALAS fits its projection from the cached teacher vectors)."""
+        weights); a method may fit its fresh modules here from what the loop prepared (TALAS fits its
+        projection from the cached teacher vectors of the training texts)."""
 
     def stages(self) -> list[Stage]:
         cfg = self.cfg
@@ -87,10 +90,6 @@ class Method(nn.Module):
         if stage.trainable is not None:
             for name, param in self.named_parameters():
                 param.requires_grad_(name.startswith(stage.trainable))
-
-    def extra_modules(self) -> nn.ModuleDict:
-        """Trainable modules besides the student: checkpointed, exported only through export_modules()."""
-        return nn.ModuleDict({name: m for name, m in self.named_children() if name != "student"})
 
     def export_modules(self) -> list[nn.Module]:
         """sentence-transformers modules placed after pooling in the exported student."""
@@ -122,15 +121,15 @@ class Method(nn.Module):
             for (lr, decays), params in groups.items()
         ]
 
-    def task_loss(self, vectors: torch.Tensor, batch: dict) -> torch.Tensor:
+    def task_loss(self, vectors: torch.Tensor, batch: Batch) -> torch.Tensor:
         """InfoNCE over the batch's views (rows: anchors, positives, hard negatives); 0 with one view per text."""
-        if batch["single_view"]:
+        if batch.single_view:
             return vectors.new_zeros((), dtype=torch.float32)
-        size, ids = batch["size"], batch["text_ids"]
+        size, ids = batch.size, batch.text_ids
         return info_nce(
             vectors[:size], vectors[size : 2 * size], self.cfg.temperature, negatives=vectors[2 * size :],
             anchor_ids=ids[:size], positive_ids=ids[size : 2 * size], negative_ids=ids[2 * size :],
         )
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError

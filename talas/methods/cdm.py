@@ -9,28 +9,26 @@ and CdmMethod. Formulas, defaults and deviations from the paper: docs/methods.md
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from talas.align.tokens import TokenView, aligned_positions, dtw_groups, token_view
+from talas.align.groups import Group, aligned_positions, dtw_groups
+from talas.align.views import TokenView, encoding_view
 from talas.config import option
-from talas.models.encoder import (
-    Encoder,
-    LayerChoice,
-    keep_layers,
-    layer_choice,
-    load_config,
-    load_tokenizer,
-    resolve_model_path,
-)
+from talas.data.batch import Batch
 from talas.errors import ConfigError, TrainingError
-from talas.losses.functions import GROUP_LOSSES, cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
+from talas.losses.tokens import GROUP_LOSSES, cdm_entropy_weights, cdm_group_mse, center_groups, group_mean
 from talas.methods.base import Method
-from talas.teacher.provision import Group, TeacherNeeds
-from talas.models.projection import ProjectionConfig, fit_mean_states, projection_for
+from talas.models.encoder import Encoder, load_config
+from talas.models.logits import Logits, pseudo_logits, vocab_size
+from talas.models.projection import ProjectionConfig, projection_for
+from talas.teacher.provision import Prepared, TeacherNeeds
+from talas.teacher.ridge import fit_mean_states
+
+logger = logging.getLogger(__name__)
 
 ALIGNMENT = "cdm"
 TOKEN_WEIGHTS = ("both", "teacher", "none")
@@ -85,49 +83,10 @@ class EntropyDTW:
         return dtw_groups(student, teacher, *weights)
 
 
-def views(text: str, student_enc, teacher_enc, student: Encoder, teacher: Encoder, lowercase: bool) -> tuple[TokenView, TokenView]:
-    """A text's two TokenViews, built exactly as the collator builds them (talas.train.batching.PairCollator.align)."""
-    return tuple(
-        token_view(text, list(enc.tokens), None if enc.offsets is None else list(enc.offsets), list(enc.special),
-                   lowercase=lowercase, prompt_chars=len(encoder.prompt))
-        for enc, encoder in ((student_enc, student), (teacher_enc, teacher))
-    )
-
-
-Logits = Callable[[dict[str, torch.Tensor]], torch.Tensor]
-
-
-def pseudo_logits(model: nn.Module) -> Logits:
-    """Token logits of a model without an LM head: last hidden states times its input embeddings."""
-    table = model.get_input_embeddings().weight
-
-    def logits(features: dict[str, torch.Tensor]) -> torch.Tensor:
-        hidden = model(input_ids=features["input_ids"], attention_mask=features["attention_mask"]).last_hidden_state
-        return hidden.float() @ table.float().T
-
-    return logits
-
-
-def vocab_size(model: nn.Module) -> int:
-    return int(model.get_input_embeddings().weight.shape[0])
-
-
-def student_logits(path: str, layers: LayerChoice | None, device: torch.device) -> tuple[Logits, int]:
-    """The student's token logits and their width: its MLM head when the checkpoint has one, else pseudo-logits."""
-    from transformers import AutoModel, AutoModelForMaskedLM
-
-    architectures = load_config(path).architectures or []
-    has_head = any(name.endswith("ForMaskedLM") for name in architectures)
-    if has_head:
-        mlm = AutoModelForMaskedLM.from_pretrained(resolve_model_path(path))
-        if layers:
-            keep_layers(mlm.base_model, layers)
-        mlm.to(device).eval()
-        return (lambda f: mlm(input_ids=f["input_ids"], attention_mask=f["attention_mask"]).logits.float()), vocab_size(mlm)
-    model = AutoModel.from_pretrained(resolve_model_path(path))
-    if layers:
-        keep_layers(model, layers)
-    return pseudo_logits(model.to(device).eval()), vocab_size(model)
+def views(text: str, student_enc, teacher_enc, student: Encoder, teacher: Encoder) -> tuple[TokenView, TokenView]:
+    """A text's two TokenViews, as the collator builds them (talas.train.batching.PairCollator.align)."""
+    return tuple(encoding_view(text, enc, lowercase=student.uncased, prompt_chars=len(encoder.prompt))
+                 for enc, encoder in ((student_enc, student), (teacher_enc, teacher)))
 
 
 @torch.inference_mode()
@@ -150,37 +109,28 @@ def entropy_weights(encoder: Encoder, logits_fn: Logits, vocab: int, ids: list[S
     return out
 
 
-def entropy_weight_table(cfg: CdmConfig, log=print) -> WeightTable:
+def entropy_weight_table(cfg: CdmConfig, prepared: Prepared) -> WeightTable:
     """The weights of every training text whose two piece sequences differ, from one pass before training.
 
-    Tokenizes as the training run does (same Encoder settings: max_length, prompt, appended EOS);
-    loads the models only when some text needs weights.
+    Tokenizes with the run's own student and teacher Encoders (as the collator does); runs the models
+    only when some text needs weights.
     """
-    from talas.data.examples import load_from_config
-    from talas.models.teacher import load_teacher, pick_device, teacher_max_length
-
-    texts = load_from_config(cfg).unique_texts()
-    student = Encoder(nn.Identity(), load_tokenizer(cfg.student_model_name), cfg.student_pooling, cfg.max_length)
-    teacher = Encoder(nn.Identity(), load_tokenizer(cfg.teacher_model_name), cfg.pooling_method, teacher_max_length(cfg), cfg.teacher_prompt)
-    lowercase = student.uncased
+    student, teacher, texts = prepared.student, prepared.supply.token_encoder, prepared.texts
     s_encs, t_encs = student.token_encodings(texts), teacher.token_encodings(texts)
     needed = []
     for k, text in enumerate(texts):
-        pair = views(text, s_encs[k], t_encs[k], student, teacher, lowercase)
+        pair = views(text, s_encs[k], t_encs[k], student, teacher)
         if not pieces_match(*pair):
             needed.append((k, pair))
-    log(f"CDM: {len(needed)} of {len(texts)} texts tokenize differently on the two sides and need entropy weights.")
+    logger.info(f"CDM: {len(needed)} of {len(texts)} texts tokenize differently on the two sides and need entropy weights.")
     if not needed:
         return {}
-    device = pick_device(cfg.device)
-    teacher_model = load_teacher(cfg, device)
-    t_weights = entropy_weights(teacher_model, pseudo_logits(teacher_model.model), vocab_size(teacher_model.model),
-                                [t_encs[k].ids for k, _ in needed], device)
-    del teacher_model
+    t_weights = entropy_weights(teacher, pseudo_logits(teacher.model), vocab_size(teacher.model),
+                                [t_encs[k].ids for k, _ in needed], prepared.device)
     s_weights: list[tuple[float, ...] | None] = [None] * len(needed)
     if cfg.token_weights == "both":
-        logits_fn, vocab = student_logits(cfg.student_model_name, layer_choice(cfg), device)
-        s_weights = entropy_weights(student, logits_fn, vocab, [s_encs[k].ids for k, _ in needed], device)
+        logits_fn, vocab = prepared.student_logits()
+        s_weights = entropy_weights(student, logits_fn, vocab, [s_encs[k].ids for k, _ in needed], prepared.device)
     return {pair: (sw, tw) for (_, pair), sw, tw in zip(needed, s_weights, t_weights, strict=True)}
 
 
@@ -217,34 +167,35 @@ class CdmMethod(Method):
         return TeacherNeeds(vectors="none", layers=(cfg.teacher_layer,), alignments=(ALIGNMENT,))
 
     @classmethod
-    def aligners(cls, cfg: CdmConfig):
+    def aligners(cls, cfg: CdmConfig, prepared: Prepared | None):
         if not cls.uses_teacher(cfg):
             return {}
-        table = {} if cfg.token_weights == "none" else entropy_weight_table(cfg)
+        table = {} if cfg.token_weights == "none" else entropy_weight_table(cfg, prepared)
         return {ALIGNMENT: EntropyDTW(table)}
 
-    def initialise(self, supply, texts: list[str], log) -> None:
-        """``--projection_init ridge``: start P from a ridge fit (talas.models.projection.fit_mean_states)."""
+    def initialise(self, prepared: Prepared) -> None:
+        """``--projection_init ridge``: start P from a ridge fit (talas.teacher.ridge.fit_mean_states)."""
         if self.projection is None or self.cfg.projection_init != "ridge":
             return
         cfg = self.cfg
-        count, fitted = fit_mean_states(self.projection, cfg.projection, self.student, supply, texts, cfg.projection_init_texts, cfg.seed)
-        log(f"Projection ({cfg.projection}) initialised by ridge regression on {count} texts (mean cosine of the fitted mean states {fitted:.3f}).")
+        count, fitted = fit_mean_states(self.projection, cfg.projection, self.student, prepared.supply, prepared.texts,
+                                        cfg.projection_init_texts, cfg.seed)
+        logger.info(f"Projection ({cfg.projection}) initialised by ridge regression on {count} texts (mean cosine of the fitted mean states {fitted:.3f}).")
 
     def lr_overrides(self) -> dict[str, float]:
         return {"projection.": self.cfg.projection_lr} if self.projection is not None else {}
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.cfg
-        out = self.student.forward_tokens(batch["features"])
+        out = self.student.forward_tokens(batch.features)
         task = self.task_loss(out.pooled, batch)
         if self.projection is None:  # student-only baseline (w_kd = 0)
             loss = cfg.w_task * task
             return loss, {"loss": loss.detach(), "task": task.detach()}
-        groups = batch["alignments"][ALIGNMENT]
-        student_means, s_nonempty = group_mean(groups["student_groups"], out.tokens.float())
-        teacher_means, t_nonempty = group_mean(groups["teacher_groups"], batch["teacher_hidden"][0].float())
-        valid = groups["group_mask"] & s_nonempty & t_nonempty
+        groups = batch.alignments[ALIGNMENT]
+        student_means, s_nonempty = group_mean(groups.student_groups, out.tokens.float())
+        teacher_means, t_nonempty = group_mean(groups.teacher_groups, batch.teacher_hidden[0].float())
+        valid = groups.group_mask & s_nonempty & t_nonempty
         if cfg.projection == "teacher_to_student":
             teacher_means = self.projection(teacher_means).float()
         else:

@@ -10,6 +10,7 @@ deviates from the paper: docs/methods.md#dskd.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -17,12 +18,17 @@ import torch
 from torch import nn
 
 from talas.config import TrainConfig, option
-from talas.models.encoder import load_config, pool
+from talas.data.batch import Batch
 from talas.errors import ConfigError
-from talas.losses.functions import cosine_distance, cross_attend, normalized_mse, similarity_kl, std_scaled
+from talas.losses.tokens import cross_attend, std_scaled
+from talas.losses.vectors import cosine_distance, normalized_mse, similarity_kl
 from talas.methods.base import Method
-from talas.teacher.provision import TeacherNeeds, distinct_rows
-from talas.models.projection import fit_linear, sample_online_states, sample_rows
+from talas.models.encoder import load_config, pool
+from talas.models.projection import fit_linear, sample_rows
+from talas.teacher.provision import Prepared, TeacherNeeds, distinct_rows
+from talas.teacher.ridge import sample_online_states
+
+logger = logging.getLogger(__name__)
 
 ALIGN_LOSSES = {"cosine": cosine_distance, "mse": normalized_mse}
 
@@ -87,7 +93,7 @@ class DskdMethod(Method):
         return {prefix: self.cfg.projector_lr for prefix in ("query.", "t2s.", "s2t.")} if self.uses_teacher(self.cfg) else {}
 
     @torch.no_grad()
-    def initialise(self, supply, texts: list[str], log) -> None:
+    def initialise(self, prepared: Prepared) -> None:
         """``--projector_init ridge``: fit P_s2t and P_t2s by ridge regression on a sample of texts.
 
         P_q starts at zero, so the attention starts as an average: v_s→t = P_s2t(mean student token) and
@@ -96,14 +102,15 @@ class DskdMethod(Method):
         teacher forward per sampled text.
         """
         cfg = self.cfg
+        supply, texts = prepared.supply, prepared.texts
         if cfg.projector_init != "ridge" or supply.online is None:
             return
         sample = [texts[i] for i in sample_rows(len(texts), cfg.projector_init_texts, cfg.seed)]
 
-        def reduce(batch, out):
-            s_mask, t_mask = batch["features"]["attention_mask"], batch["teacher_features"]["attention_mask"]
-            return (pool(out.tokens, s_mask, "mean"), out.pooled, batch["teacher"],
-                    pool(std_scaled(batch["teacher_hidden"][1], t_mask), t_mask, "mean"))
+        def reduce(batch: Batch, out):
+            s_mask, t_mask = batch.features["attention_mask"], batch.teacher_features["attention_mask"]
+            return (pool(out.tokens, s_mask, "mean"), out.pooled, batch.teacher_vectors,
+                    pool(std_scaled(batch.teacher_hidden[1], t_mask), t_mask, "mean"))
 
         student_means, student_vectors, teacher_vectors, teacher_means = sample_online_states(self.student, supply, sample, reduce)
         # A zero query makes every attention row uniform over the real tokens, so the carried vectors
@@ -113,15 +120,14 @@ class DskdMethod(Method):
         nn.init.zeros_(self.query.bias)
         s2t = fit_linear(self.s2t, student_means, teacher_vectors)
         t2s = fit_linear(self.t2s, teacher_means, student_vectors)
-        log(f"Projectors initialised by ridge regression on {len(sample)} texts (mean cosine: s2t to the teacher {s2t:.3f}, t2s to the student {t2s:.3f}).")
+        logger.info(f"Projectors initialised by ridge regression on {len(sample)} texts (mean cosine: s2t to the teacher {s2t:.3f}, t2s to the student {t2s:.3f}).")
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.cfg
-        with_teacher = "teacher_hidden" in batch
-        out = self.student.forward_tokens(batch["features"], layers=(0,) if with_teacher else ())
+        out = self.student.forward_tokens(batch.features, layers=(0,) if self.distils else ())
         task = self.task_loss(out.pooled, batch)
-        ids = batch["text_ids"]
-        if not with_teacher:  # kd_rate 0: the student-only baseline
+        ids = batch.text_ids
+        if not self.distils:  # kd_rate 0: the student-only baseline
             return task, {"loss": task.detach(), "task": task.detach()}
         terms = self.dskd_terms(batch, out, distinct_rows(ids, torch.ones_like(ids, dtype=torch.bool)))
         dskd = sum(terms.values())
@@ -129,21 +135,21 @@ class DskdMethod(Method):
         metrics = {"loss": loss, "task": task, **terms, "dskd": dskd}
         return loss, {k: v.detach() for k, v in metrics.items()}
 
-    def carry(self, batch: dict, out, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def carry(self, batch: Batch, out, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pooled carried vectors (v_t→s [N, d_S], v_s→t [N, d_T]) of the texts at ``rows``."""
-        s_mask = batch["features"]["attention_mask"][rows]
-        t_mask = batch["teacher_features"]["attention_mask"][rows]
-        t_embed, t_states = (h[rows] for h in batch["teacher_hidden"])
+        s_mask = batch.features["attention_mask"][rows]
+        t_mask = batch.teacher_features["attention_mask"][rows]
+        t_embed, t_states = (h[rows] for h in batch.teacher_hidden)
         query = self.query(out.hidden_states[0][rows].detach())
         scores = query @ std_scaled(t_embed, t_mask).transpose(1, 2) / math.sqrt(self.teacher_dim)  # [N, Ls, Lt]
         t2s = cross_attend(scores, t_mask, self.t2s(std_scaled(t_states, t_mask)))
         s2t = cross_attend(scores.transpose(1, 2), s_mask, self.s2t(out.tokens[rows]))
         return pool(t2s, s_mask, self.student.pooling), pool(s2t, t_mask, self.cfg.pooling_method)
 
-    def dskd_terms(self, batch: dict, out, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+    def dskd_terms(self, batch: Batch, out, rows: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         v_t2s, v_s2t = self.carry(batch, out, rows)
-        z_s, z_t = out.pooled[rows], batch["teacher"][rows]
+        z_s, z_t = out.pooled[rows], batch.teacher_vectors[rows]
         align = ALIGN_LOSSES[cfg.align_loss]
         scale = 1.0 / (cfg.temperature * cfg.kd_temperature)
         return {

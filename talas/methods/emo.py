@@ -9,18 +9,25 @@ defaults and deviations from the paper: docs/methods.md#emo.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 
 import torch
 
-from talas.align.tokens import TokenView
+from talas.align.groups import Group
+from talas.align.views import TokenView
 from talas.config import option
+from talas.data.batch import Batch
 from talas.errors import ConfigError
-from talas.losses.functions import emo_importance, emo_masses, emo_ot_cost, emo_top_m, linear_cka, sinkhorn
+from talas.losses.attention import emo_importance, emo_top_m, linear_cka
+from talas.losses.transport import emo_masses, emo_ot_cost, sinkhorn
 from talas.methods.base import Method
-from talas.teacher.provision import Aligner, Group, TeacherNeeds, mined_groups
-from talas.models.projection import ProjectionConfig, fit_mean_states, projection_for
+from talas.models.projection import ProjectionConfig, projection_for
+from talas.teacher.provision import Aligner, Prepared, TeacherNeeds, mined_groups
+from talas.teacher.ridge import fit_mean_states
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -137,7 +144,7 @@ class EmoMethod(Method):
                             alignments=("mined", "content"), student_attentions=cfg.w_ira > 0)
 
     @classmethod
-    def aligners(cls, cfg: EmoConfig) -> dict[str, Aligner]:
+    def aligners(cls, cfg: EmoConfig, prepared: Prepared | None) -> dict[str, Aligner]:
         if not cls.uses_teacher(cfg):
             return {}
         skip = cfg.skip_punctuation
@@ -149,44 +156,44 @@ class EmoMethod(Method):
 
         return {"mined": mined_groups, "content": content}
 
-    def initialise(self, supply, texts: list[str], log) -> None:
-        """``--projection_init ridge``: start P from a ridge fit (talas.models.projection.fit_mean_states)."""
+    def initialise(self, prepared: Prepared) -> None:
+        """``--projection_init ridge``: start P from a ridge fit (talas.teacher.ridge.fit_mean_states)."""
         if self.projection is None or self.cfg.projection_init != "ridge" or self.cfg.w_ot == 0:
             return
         cfg = self.cfg
-        count, fitted = fit_mean_states(self.projection, cfg.projection, self.student, supply, texts, cfg.projection_init_texts, cfg.seed)
-        log(f"Projection ({cfg.projection}) initialised by ridge regression on {count} texts (mean cosine of the fitted mean states {fitted:.3f}).")
+        count, fitted = fit_mean_states(self.projection, cfg.projection, self.student, prepared.supply, prepared.texts,
+                                        cfg.projection_init_texts, cfg.seed)
+        logger.info(f"Projection ({cfg.projection}) initialised by ridge regression on {count} texts (mean cosine of the fitted mean states {fitted:.3f}).")
 
     def lr_overrides(self) -> dict[str, float]:
         return {"projection.": self.cfg.projection_lr}
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.cfg
-        features = batch["features"]
-        distil = "teacher_attentions" in batch
-        student_attention_layers = [s for s, _ in self.layers] if distil and cfg.w_ira > 0 else []
+        features = batch.features
+        student_attention_layers = [s for s, _ in self.layers] if self.distils and cfg.w_ira > 0 else []
         out = self.student.forward_tokens(features, attention_layers=student_attention_layers)
         z = out.pooled
         task = self.task_loss(z, batch)
-        if not distil:  # student-only baseline (alpha 0)
+        if not self.distils:  # student-only baseline (alpha 0)
             return task, {"loss": task.detach(), "task": task.detach()}
 
-        teacher_mask = batch["teacher_features"]["attention_mask"]
-        mined = batch["alignments"]["mined"]
-        pairs_s, pairs_t = mined["student_groups"], mined["teacher_groups"]
-        content = batch["alignments"]["content"]["teacher_groups"][:, 0] > 0
-        teacher_attn = dict(zip(self.teacher_attention_layers, batch["teacher_attentions"], strict=True))
+        teacher_mask = batch.teacher_features["attention_mask"]
+        mined = batch.alignments["mined"]
+        pairs_s, pairs_t = mined.student_groups, mined.teacher_groups
+        content = batch.alignments["content"].teacher_groups[:, 0] > 0
+        teacher_attn = dict(zip(self.teacher_attention_layers, batch.teacher_attentions, strict=True))
         importance = emo_importance(teacher_attn[max(teacher_attn)], teacher_mask, content)
 
         metrics = {}
         ira = z.new_zeros(())
         if cfg.w_ira > 0:
             ira, metrics["ira_texts"], metrics["top_m"] = self.ira(out.attentions, teacher_attn, pairs_s, pairs_t,
-                                                                   mined["group_mask"], content, importance)
+                                                                   mined.group_mask, content, importance)
         ot = z.new_zeros(())
         if cfg.w_ot > 0:
             ot, metrics["ot_error"], metrics["ot_iters"], metrics["ot_unconverged"] = self.ot(
-                out.tokens, batch["teacher_hidden"][0], features["attention_mask"], teacher_mask, pairs_s, pairs_t, importance)
+                out.tokens, batch.teacher_hidden[0], features["attention_mask"], teacher_mask, pairs_s, pairs_t, importance)
         loss = (1 - cfg.alpha) * task + cfg.alpha * (cfg.w_ira * ira + cfg.w_ot * ot)
         return loss, {"loss": loss.detach(), "task": task.detach(), "ira": ira.detach(), "ot": ot.detach(), **metrics}
 

@@ -16,10 +16,11 @@ import torch
 from torch import nn
 
 from talas.config import CacheConfig, option
-from talas.models.encoder import layer_list, load_config
+from talas.data.batch import Batch
 from talas.errors import ConfigError
-from talas.losses.functions import cosine_distance, relative_similarity_loss, similarity_mse
+from talas.losses.vectors import cosine_distance, relative_similarity_loss, similarity_mse
 from talas.methods.base import Method, Stage
+from talas.models.encoder import layer_list, load_config
 from talas.teacher.provision import distinct_rows
 
 
@@ -107,20 +108,20 @@ class StellaMethod(Method):
         # Stages 1 and 2 distil the full width only; stage 3 (and the single full stage) every width.
         self.dims = [self.teacher_dim] if stage.name in ("stage1", "stage2") else list(self.cfg.matryoshka_dims)
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.cfg
-        rows = distinct_rows(batch["text_ids"], batch["teacher_mask"])
+        rows = distinct_rows(batch.text_ids, batch.teacher_mask)
         metrics: dict[str, torch.Tensor] = {}
         if cfg.w_task > 0:
-            out = self.fc(self.student(batch["features"]))
+            out = self.fc(self.student(batch.features))
             task = self.task_loss(out, batch)
             out = out[rows]
             metrics["task"] = task.detach()
             loss = cfg.w_task * task
         else:
-            out = self.fc(self.student({k: v[rows] for k, v in batch["features"].items()}))
+            out = self.fc(self.student({k: v[rows] for k, v in batch.features.items()}))
             loss = out.new_zeros((), dtype=torch.float32)
-        teacher = batch["teacher"][rows]
+        teacher = batch.teacher_vectors[rows]
         sims, resims = [], []
         for k in self.dims:
             sims.append(similarity_mse(out[:, :k], teacher))

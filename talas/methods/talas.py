@@ -9,6 +9,7 @@ TalasConfig and TalasMethod. Formulas, defaults and why: docs/methods.md#talas.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,10 +17,15 @@ import torch
 from torch import nn
 
 from talas.config import CacheConfig, option
+from talas.data.batch import Batch
 from talas.errors import ConfigError
-from talas.losses.functions import cosine_distance, info_nce, normalized_mse, normalized_mse_elementwise
+from talas.losses.contrastive import info_nce
+from talas.losses.vectors import cosine_distance, normalized_mse, normalized_mse_elementwise
 from talas.methods.base import Method
 from talas.models.projection import fit_linear, sample_rows
+from talas.teacher.provision import Prepared
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -74,20 +80,21 @@ class TalasMethod(Method):
     def needs_pairs(cls, cfg: TalasConfig) -> bool:
         return cfg.w_task > 0
 
-    def initialise(self, supply, texts: list[str], log) -> None:
+    def initialise(self, prepared: Prepared) -> None:
         """Fit a fresh projection by ridge regression from the untrained student to the cached teacher.
 
         A random projection maps the student's vectors far from the teacher's, so the first steps of KD
         mostly drag the pretrained student around to fit a random map (measured: 150 steps with a
         random start score below the untrained student); the fit starts KD where it is informative.
         """
+        supply = prepared.supply
         if self.projection is None or self.cfg.projection_init != "ridge" or supply.cache is None:
             return
         present = np.flatnonzero(supply.rows >= 0)
         chosen = present[sample_rows(len(present), self.cfg.projection_init_texts, self.cfg.seed)]
         teacher = supply.cache.gather(supply.rows[chosen]).float()
-        fitted = fit_linear(self.projection, self.student.encode([texts[i] for i in chosen]), teacher)
-        log(f"Projection initialised by ridge regression on {len(chosen)} texts (mean cosine to the teacher {fitted:.3f}).")
+        fitted = fit_linear(self.projection, self.student.encode([prepared.texts[i] for i in chosen]), teacher)
+        logger.info(f"Projection initialised by ridge regression on {len(chosen)} texts (mean cosine to the teacher {fitted:.3f}).")
 
     def lr_overrides(self) -> dict[str, float]:
         return {"projection.": self.cfg.projection_lr} if self.projection is not None else {}
@@ -107,21 +114,21 @@ class TalasMethod(Method):
 
         return [dense_module(self.projection)] if self.exports_projection() else []
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.cfg
-        z = self.student(batch["features"])
-        size, ids = batch["size"], batch["text_ids"]
+        z = self.student(batch.features)
+        size, ids = batch.size, batch.text_ids
         task = self.task_loss(z, batch)
-        if "teacher" not in batch:  # student-only baseline (w_kd = 0)
+        if not self.distils:  # student-only baseline (w_kd = 0)
             loss = cfg.w_task * task
             return loss, {"loss": loss.detach(), "task": task.detach()}
-        mask = batch["teacher_mask"].clone()
+        mask = batch.teacher_mask.clone()
         if not cfg.kd_both_sides:
             mask[size:] = False
         student_vectors = z[mask]
         if self.projection is not None:
             student_vectors = self.projection(student_vectors)
-        teacher = batch["teacher"][mask]
+        teacher = batch.teacher_vectors[mask]
         kd = KD_LOSSES[cfg.kd_loss](student_vectors, teacher) if mask.any() else z.new_zeros(())
         loss = cfg.w_task * task + cfg.w_kd * kd
         metrics = {"task": task.detach(), "kd": kd.detach()}

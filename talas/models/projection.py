@@ -9,7 +9,6 @@ is informative; it costs one student and (for an online teacher) one teacher pas
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,10 +16,8 @@ import torch
 from torch import nn
 
 from talas.config import TrainConfig, option
-from talas.models.encoder import pool
 
 RIDGE_ALPHA = 1e-2  # ridge strength relative to the inputs' mean variance: a mild shrinkage
-SAMPLE_BATCH = 64
 
 
 def ridge_fit(x: torch.Tensor, y: torch.Tensor, alpha: float = RIDGE_ALPHA) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,33 +44,9 @@ def fit_linear(linear: nn.Linear, x: torch.Tensor, y: torch.Tensor) -> float:
     return float(torch.nn.functional.cosine_similarity(linear(x), y).mean())
 
 
-Reduce = Callable[[dict, object], Sequence[torch.Tensor]]
-
-
 def sample_rows(count: int, size: int, seed: int) -> np.ndarray:
     """``size`` distinct indices below ``count`` (all when fewer), drawn with the run's seed, ascending."""
     return np.sort(np.random.default_rng(seed).choice(count, size=min(count, size), replace=False))
-
-
-@torch.no_grad()
-def sample_online_states(student, supply, texts: Sequence[str], reduce: Reduce) -> list[torch.Tensor]:
-    """Runs the online teacher (``supply.fill``) and the untrained student (eval mode) on ``texts`` in
-    batches; ``reduce(batch, student_output)`` gives per-text rows, concatenated per position (float32)."""
-    parts: list[list[torch.Tensor]] = []
-    was_training = student.training
-    student.eval()
-    try:
-        for start in range(0, len(texts), SAMPLE_BATCH):
-            batch = {"texts": list(texts[start : start + SAMPLE_BATCH])}
-            supply.fill(batch)
-            batch["features"] = {k: v.to(student.device) for k, v in student.tokenize(batch["texts"]).items()}
-            rows = reduce(batch, student.forward_tokens(batch["features"]))
-            parts = parts or [[] for _ in rows]
-            for part, row in zip(parts, rows, strict=True):
-                part.append(row.float())
-    finally:
-        student.train(was_training)
-    return [torch.cat(part) for part in parts]
 
 
 #: Which way a token-level method's projection P carries states: the published teacher → student
@@ -99,21 +72,3 @@ class ProjectionConfig(TrainConfig):
 
 def projection_for(direction: str, student_dim: int, teacher_dim: int) -> nn.Linear:
     return nn.Linear(teacher_dim, student_dim) if direction == DIRECTIONS[0] else nn.Linear(student_dim, teacher_dim)
-
-
-def fit_mean_states(linear: nn.Linear, direction: str, student, supply, texts: Sequence[str], size: int, seed: int) -> tuple[int, float]:
-    """Ridge start of a token-state projection (CDM's and EMO's P), in either direction.
-
-    Fitted between the two models' mean last-layer token states of ``size`` sampled texts: the mean
-    is linear, so a map that carries mean states carries token states as far as one linear map can,
-    and it needs no token alignment. Uses the first declared teacher layer. Returns (texts, mean cosine).
-    """
-    sample = [texts[i] for i in sample_rows(len(texts), size, seed)]
-
-    def reduce(batch, out):
-        t_mask = batch["teacher_features"]["attention_mask"]
-        return pool(batch["teacher_hidden"][0], t_mask, "mean"), pool(out.tokens, batch["features"]["attention_mask"], "mean")
-
-    teacher_means, student_means = sample_online_states(student, supply, sample, reduce)
-    x, y = (teacher_means, student_means) if direction == DIRECTIONS[0] else (student_means, teacher_means)
-    return len(sample), fit_linear(linear, x, y)

@@ -10,11 +10,13 @@ A method declares (``Method.teacher_needs``, may depend on its config):
 - ``layers`` / ``attention_layers``: the online teacher's token states / attention maps of these
   layers (transformers' numbering, negative from the end);
 - ``alignments``: token alignments between the student's and the teacher's tokenization of each
-  text ("span", "dtw", "mined" from talas.align.tokens, or names the method's ``aligners`` supplies);
+  text ("span", "dtw", "mined" from talas.align.groups, or names the method's ``aligners`` supplies);
 - ``student_attentions``: load the student with eager attention so it can return attention maps.
 The loop then provides exactly that: a cache only when vectors are cached, a teacher in memory
 only when something is online (eager attention only when attentions are asked for), the teacher's
 token ids in every batch whenever the teacher runs online, alignments packed by the collator.
+Before training, a method gets a ``Prepared`` (the training texts, the loaded student, this supply)
+for its ``aligners`` and ``initialise``: it never reads the data or loads a model itself.
 
 The teacher is never part of the trained module: it is not a submodule of the method, so it is
 never wrapped by DDP, saved in a checkpoint or seen by the optimiser; it runs in eval mode under
@@ -23,21 +25,25 @@ never wrapped by DDP, saved in a checkpoint or seen by the optimiser; it runs in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from talas.models.encoder import Encoder
+from talas.align.groups import Group, dtw_groups, mined_pairs, span_groups
+from talas.data.batch import Batch
 from talas.errors import ConfigError
+from talas.models.encoder import Encoder
+from talas.models.logits import Logits
+
+logger = logging.getLogger(__name__)
 
 VECTOR_SOURCES = ("cached", "online", "none")
 BUILTIN_ALIGNMENTS = ("span", "dtw", "mined")
 
-#: (student token positions, teacher token positions) of one aligned group, in unpadded ids.
-Group = tuple[tuple[int, ...], tuple[int, ...]]
-#: An alignment function: (student TokenView, teacher TokenView) → groups (see talas.align.tokens).
+#: An alignment function: (student TokenView, teacher TokenView) → groups (see talas.align.groups).
 Aligner = Callable[..., list[Group]]
 
 
@@ -69,18 +75,14 @@ class TeacherNeeds:
 
 def mined_groups(student, teacher) -> list[Group]:
     """EMO's reciprocal minimum-edit-distance pairs as one-to-one groups (the same packed layout)."""
-    from talas.align.tokens import mined_pairs
-
     return [((s,), (t,)) for s, t in mined_pairs(student, teacher)]
 
 
 def builtin_aligners(names: Sequence[str]) -> dict[str, Aligner]:
-    """The alignment functions of talas.align.tokens by name; an unknown name is a ConfigError."""
+    """The alignment functions of talas.align.groups by name; an unknown name is a ConfigError."""
     if not names:
         return {}
-    from talas.align import tokens as align
-
-    table = {"span": align.span_groups, "dtw": align.dtw_groups, "mined": mined_groups}
+    table = {"span": span_groups, "dtw": dtw_groups, "mined": mined_groups}
     unknown = [n for n in names if n not in table]
     if unknown:
         raise ConfigError(
@@ -106,15 +108,15 @@ class OnlineTeacher:
     def dim(self) -> int:
         return self.encoder.dim
 
-    def fill(self, batch: dict) -> None:
-        """Adds ``teacher``/``teacher_mask`` (vectors "online"), ``teacher_hidden`` (one [N, Lt, D_T]
+    def fill(self, batch: Batch) -> None:
+        """Sets ``teacher_vectors``/``teacher_mask`` (vectors "online"), ``teacher_hidden`` (one [N, Lt, D_T]
         per declared layer) and ``teacher_attentions`` (one [N, H, Lt, Lt] per declared layer)."""
         device = self.encoder.device
-        feats = batch.get("teacher_features") or self.encoder.tokenize(batch["texts"])
+        feats = batch.teacher_features or self.encoder.tokenize(batch.texts)
         feats = {k: v.to(device, non_blocking=True) for k, v in feats.items()}
-        batch["teacher_features"] = feats
+        batch.teacher_features = feats
         needs = self.needs
-        first, inverse = distinct_texts(batch.get("text_ids"), len(feats["input_ids"]), device)
+        first, inverse = distinct_texts(batch.text_ids, len(feats["input_ids"]), device)
         with torch.inference_mode():
             out = self.encoder.forward_tokens({k: v[first] for k, v in feats.items()}, needs.layers, needs.attention_layers)
 
@@ -125,12 +127,12 @@ class OnlineTeacher:
             vectors = spread(out.pooled)
             if self.normalize:
                 vectors = torch.nn.functional.normalize(vectors, dim=-1)
-            batch["teacher"] = vectors
-            batch["teacher_mask"] = torch.ones(len(vectors), dtype=torch.bool, device=vectors.device)
+            batch.teacher_vectors = vectors
+            batch.teacher_mask = torch.ones(len(vectors), dtype=torch.bool, device=vectors.device)
         if needs.layers:
-            batch["teacher_hidden"] = tuple(spread(h) for h in out.hidden_states)
+            batch.teacher_hidden = tuple(spread(h) for h in out.hidden_states)
         if needs.attention_layers:
-            batch["teacher_attentions"] = tuple(spread(a) for a in out.attentions)
+            batch.teacher_attentions = tuple(spread(a) for a in out.attentions)
 
 
 def first_occurrences(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,13 +176,29 @@ class TeacherSupply:
         """The teacher whose token ids the collator adds to each batch (None: no online teacher)."""
         return self.online.encoder if self.online is not None else None
 
-    def fill(self, batch: dict) -> None:
+    def fill(self, batch: Batch) -> None:
         if self.online is not None:
             self.online.fill(batch)
 
 
-def provide(cfg, needs: TeacherNeeds, texts: Sequence[str], anchors: Sequence[str], device: torch.device,
-            log: Callable[[str], None] = print) -> TeacherSupply:
+@dataclass
+class Prepared:
+    """What the loop hands a method before training (``Method.aligners``, ``Method.initialise``), so a
+    method never reads the data or loads a model itself: the unique training texts, the student as
+    loaded (untrained, not yet on the device), the run's teacher supply and the device.
+
+    ``student_logits()`` gives the untrained student's token logits and their width (its MLM head when
+    its checkpoint has one, else pseudo-logits); the loop supplies it, loading the head only if called.
+    """
+
+    texts: Sequence[str]
+    student: Encoder
+    supply: TeacherSupply
+    device: torch.device
+    student_logits: Callable[[], tuple[Logits, int]] | None = None
+
+
+def provide(cfg, needs: TeacherNeeds, texts: Sequence[str], anchors: Sequence[str], device: torch.device) -> TeacherSupply:
     """Build what ``needs`` asks for: the cache (built if missing) and/or the online teacher."""
     from talas.cache import ensure_cache
     from talas.models.teacher import load_teacher
@@ -194,5 +212,5 @@ def provide(cfg, needs: TeacherNeeds, texts: Sequence[str], anchors: Sequence[st
         supply.online = OnlineTeacher(load_teacher(cfg, device, **extra), needs, getattr(cfg, "normalize_cache", False))
         supply.dim = supply.online.dim
     if supply.cache is None and supply.online is None:
-        log("No distillation term (student-only training): the teacher and its cache are not used.")
+        logger.info("No distillation term (student-only training): the teacher and its cache are not used.")
     return supply

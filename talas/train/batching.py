@@ -15,10 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from talas.align.groups import Group
+from talas.align.views import encoding_view
 from talas.cache.format import TeacherCache
+from talas.data.batch import Alignment, Batch
 from talas.data.examples import TrainingData
 from talas.models.encoder import Encoder, TokenEncoding
-from talas.teacher.provision import Aligner, Group
+from talas.teacher.provision import Aligner
 
 
 def epoch_batches(
@@ -70,12 +73,9 @@ def flatten_groups(groups: Sequence[Group]) -> tuple[int, np.ndarray, np.ndarray
 
 def pack_alignment(entries: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
                    student_lengths: Sequence[int], student_width: int, student_left: bool,
-                   teacher_lengths: Sequence[int], teacher_width: int, teacher_left: bool) -> dict[str, torch.Tensor]:
-    """Dense 0/1 membership of padded token positions in each text's groups.
-
-    Returns student_groups [B, G, Ls] and teacher_groups [B, G, Lt] (float), group_mask [B, G]
-    (bool; G = the most groups of any text). Positions shift right by the padding of left-padded rows.
-    """
+                   teacher_lengths: Sequence[int], teacher_width: int, teacher_left: bool) -> Alignment:
+    """Dense 0/1 membership of padded token positions in each text's groups (see ``Alignment``).
+    Positions shift right by the padding of left-padded rows."""
     b = len(entries)
     g = max([e[0] for e in entries], default=0) or 1
     out = {"student_groups": torch.zeros(b, g, student_width), "teacher_groups": torch.zeros(b, g, teacher_width),
@@ -91,15 +91,15 @@ def pack_alignment(entries: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarr
         out[side][torch.from_numpy(rows), torch.from_numpy(groups), torch.from_numpy(positions)] = 1.0
     for r, e in enumerate(entries):
         out["group_mask"][r, : e[0]] = True
-    return out
+    return Alignment(**out)
 
 
 class PairCollator:
-    """Builds a batch dict from example indices.
+    """Builds a Batch from example indices.
 
     Texts are laid out [anchors (B); positives (B); hard negatives (K ≤ B)] (anchors only with
     ``single_view``) and tokenised together for one student forward pass. ``text_ids`` index ``data.unique_texts()`` (duplicate masking).
-    With a cache, ``teacher`` holds each text's cached vector and ``teacher_mask`` which texts
+    With a cache, ``teacher_vectors`` holds each text's cached vector and ``teacher_mask`` which texts
     have one. With an online ``teacher``, ``teacher_features`` holds its token ids for the same
     texts (its prompt, EOS and padding side), and with ``aligners`` ``alignments[name]`` holds the
     packed groups of each (see ``pack_alignment``).
@@ -135,32 +135,27 @@ class PairCollator:
     def align(self, text: str, student: TokenEncoding, teacher: TokenEncoding) -> TextTokens:
         groups = {}
         if self.aligners:
-            from talas.align.tokens import token_view
-
-            views = [
-                token_view(text, list(enc.tokens), None if enc.offsets is None else list(enc.offsets), list(enc.special),
-                           lowercase=self.lowercase, prompt_chars=len(encoder.prompt))
-                for enc, encoder in ((student, self.student), (teacher, self.teacher))
-            ]
+            views = [encoding_view(text, enc, lowercase=self.lowercase, prompt_chars=len(encoder.prompt))
+                     for enc, encoder in ((student, self.student), (teacher, self.teacher))]
             groups = {name: flatten_groups(fn(*views)) for name, fn in self.aligners.items()}
         return TextTokens(student.ids, teacher.ids, groups)
 
-    def add_tokens(self, batch: dict, ids: np.ndarray) -> None:
+    def add_tokens(self, batch: Batch, ids: np.ndarray) -> None:
         """Student features from the memo (the same ids as tokenize()), teacher features, alignments."""
         entries = self.text_tokens(ids)
-        batch["features"] = self.student.pad([e.student_ids for e in entries])
-        batch["teacher_features"] = self.teacher.pad([e.teacher_ids for e in entries])
+        batch.features = self.student.pad([e.student_ids for e in entries])
+        batch.teacher_features = self.teacher.pad([e.teacher_ids for e in entries])
         if self.aligners:
             s_len, t_len = [len(e.student_ids) for e in entries], [len(e.teacher_ids) for e in entries]
-            s_width, t_width = batch["features"]["input_ids"].shape[1], batch["teacher_features"]["input_ids"].shape[1]
+            s_width, t_width = batch.features["input_ids"].shape[1], batch.teacher_features["input_ids"].shape[1]
             s_left = self.student.tokenizer.padding_side == "left"
             t_left = self.teacher.tokenizer.padding_side == "left"
-            batch["alignments"] = {
+            batch.alignments = {
                 name: pack_alignment([e.groups[name] for e in entries], s_len, s_width, s_left, t_len, t_width, t_left)
                 for name in self.aligners
             }
 
-    def __call__(self, indices: Sequence[int]) -> dict:
+    def __call__(self, indices: Sequence[int]) -> Batch:
         idx = np.asarray(indices, dtype=np.int64)
         negatives = self.negative_ids[idx]
         if self.single_view:
@@ -168,28 +163,17 @@ class PairCollator:
         else:
             ids = np.concatenate([self.anchor_ids[idx], self.positive_ids[idx], negatives[negatives >= 0]])
         texts = [self.unique[i] for i in ids]
-        batch = {"size": len(idx), "text_ids": torch.from_numpy(ids), "texts": texts, "single_view": self.single_view}
+        batch = Batch(texts, size=len(idx), text_ids=torch.from_numpy(ids), single_view=self.single_view)
         if self.teacher is not None:
             self.add_tokens(batch, ids)
         else:
-            batch["features"] = self.student.tokenize(texts)
+            batch.features = self.student.tokenize(texts)
         if self.cache is not None:
             rows = self.cache_rows[ids]
             present = rows >= 0
             teacher = torch.zeros(len(ids), self.cache.dim)
             if present.any():
                 teacher[torch.from_numpy(present)] = self.cache.gather(rows[present])
-            batch["teacher"], batch["teacher_mask"] = teacher, torch.from_numpy(present)
+            batch.teacher_vectors, batch.teacher_mask = teacher, torch.from_numpy(present)
         return batch
 
-
-def to_device(batch: dict, device: torch.device) -> dict:
-    out = {}
-    for key, value in batch.items():
-        if isinstance(value, torch.Tensor):
-            out[key] = value.to(device, non_blocking=True)
-        elif isinstance(value, dict):
-            out[key] = to_device(value, device)
-        else:
-            out[key] = value
-    return out

@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import random
 import re
@@ -53,6 +54,8 @@ RECORD_FILE = "checkpoint.json"
 RUN_OUTPUTS = ("checkpoints", "model", "best_model", "config.json", RUN_FILE, "train_log.jsonl", "eval_log.jsonl", "eval_final.json",
                "run_summary.json")
 STEP_FOLDER = re.compile(r"step-(\d+)")
+
+logger = logging.getLogger(__name__)
 
 
 class Checkpoint(NamedTuple):
@@ -211,8 +214,8 @@ class RunFolder:
     has every process write its own RNG state.
     """
 
-    def __init__(self, cfg, acc, log=print):
-        self.cfg, self.acc, self.log = cfg, acc, log
+    def __init__(self, cfg, acc):
+        self.cfg, self.acc = cfg, acc
         self.run_id = uuid.uuid4().hex[:12]
         self.fingerprint: dict | None = None
         self.resumed: Checkpoint | None = None
@@ -265,7 +268,7 @@ class RunFolder:
         cfg, acc = self.cfg, self.acc
         if acc.is_main_process:
             if cfg.overwrite and earlier_run(cfg.save_dir):
-                self.log(f"--overwrite: moved the earlier run's outputs to {move_aside(cfg.save_dir)}")
+                logger.info(f"--overwrite: moved the earlier run's outputs to {move_aside(cfg.save_dir)}")
             elif not cfg.resume:
                 keep_old_logs(cfg.save_dir)
             write_json(os.path.join(cfg.save_dir, RUN_FILE), {"run_id": self.run_id, "data": self.fingerprint, "processes": acc.num_processes})
@@ -283,7 +286,7 @@ class RunFolder:
         stage = saved["state"].get("stage", "")
         if stage not in stage_names:
             raise ConfigError(f"--resume {folder}: it was saved in stage {stage!r}, which this run does not have ({', '.join(map(repr, stage_names))}).")
-        self.log(f"Resumed from {folder} ({f'stage {stage}, ' if stage else ''}optimiser step {saved['state']['step']}).")
+        logger.info(f"Resumed from {folder} ({f'stage {stage}, ' if stage else ''}optimiser step {saved['state']['step']}).")
         return saved
 
     def save(self, model_state: dict, optimizer, scheduler, state: dict, stage_index: int, best_score: float) -> None:

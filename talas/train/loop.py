@@ -9,49 +9,48 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import random
 import time
+from collections.abc import Iterator
 
 import torch
 
-from talas.train.batching import PairCollator, epoch_batches, example_lengths, to_device
-from talas.train.checkpoint import RunFolder, list_checkpoints, set_rng_state, write_json
 from talas.config import check_options, format_config
+from talas.data.batch import to_device
 from talas.data.examples import load_from_config
-from talas.models.encoder import Encoder, check_dropout, check_model_folder, chosen_layers, layer_choice, set_dropout
-from talas.errors import ConfigError, TrainingError
+from talas.errors import TrainingError
 from talas.faults import fault, faulted
 from talas.methods import get_method
-from talas.methods.base import Stage
-from talas.teacher.provision import provide
+from talas.methods.base import Method, Stage
+from talas.models.teacher import pick_device
+from talas.teacher.provision import Prepared, provide
+from talas.train import setup
+from talas.train.batching import epoch_batches
+from talas.train.checkpoint import RunFolder, list_checkpoints, set_rng_state, write_json
 from talas.train.meter import SUMMARY_FILE, RunMeter, counting_encoder_forwards
-from talas.models.teacher import pick_device, teacher_max_length
+
+logger = logging.getLogger(__name__)
 
 
-def lr_lambda(kind: str, warmup: int, total: int):
-    """Multiplier of the peak lr at optimiser step ``step`` (0-based)."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        if kind == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 0.5 * (1.0 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0 - progress
-
-    return factor
-
-
-def check_length(flag: str, value: int, limit: int | None, model: str) -> None:
-    """Refuse (rather than clamp) a token budget above the model's position limit: a clamped run would
-    record and cache a max_length it never used."""
-    if limit is not None and value > limit:
-        raise ConfigError(f"{flag} {value} is more than {model!r} accepts ({limit} tokens, its position limit). Pass {flag} {limit} or less.")
+@contextlib.contextmanager
+def main_process_logs(acc) -> Iterator[None]:
+    """Other processes log warnings only while the block runs, so each message appears once (rank 0's)."""
+    root = logging.getLogger("talas")
+    level = root.level
+    if not acc.is_main_process:
+        root.setLevel(max(logging.WARNING, root.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 class Trainer:
+    """One training run of ``cfg``: the set-up steps of ``run`` (talas.train.setup), then each stage's loop."""
+
     def __init__(self, cfg):
         from accelerate import Accelerator
 
@@ -59,101 +58,81 @@ class Trainer:
         device = pick_device(cfg.device)
         bf16 = cfg.mixed_precision == "bf16" or (cfg.mixed_precision == "auto" and device.type == "cuda")
         self.acc = Accelerator(cpu=device.type == "cpu", mixed_precision="bf16" if bf16 else "no")
-        self.log = print if self.acc.is_main_process else (lambda *_: None)
 
     def run(self) -> str:
-        cfg, acc = self.cfg, self.acc
-        self.meter = RunMeter(acc.device)
-        # Everything that can be wrong with the options, folder, data and models fails before the
-        # teacher cache (which may take hours) is built.
+        with main_process_logs(self.acc):
+            cfg, acc = self.cfg, self.acc
+            self.meter = RunMeter(acc.device)
+            method_cls = self.claim_run()
+            data = self.load_data(method_cls)
+            needs = method_cls.teacher_needs(cfg)
+            self.meter.seconds["setup"] = time.perf_counter() - self.meter.began
+            supply = self.provide_teacher(needs, data)
+            student = setup.load_student(cfg, needs)
+            method = method_cls(cfg, student, supply.dim)
+            prepared = setup.prepared(cfg, data.unique_texts(), student, supply, acc.device)
+            collate, self.lengths, per_epoch = setup.batches(cfg, acc, method_cls, data, student, supply,
+                                                             method_cls.aligners(cfg, prepared))
+            if supply.online is not None:
+                # From here on: what a method prepares before training (CDM's weight pass) is not a training pass.
+                self.meter.watch_teacher(supply.online.encoder.model)
+            setup.seed_process(cfg.seed, acc.process_index)
+            stages = method.stages()
+            saved, first = self.resume_or_initialise(method, stages, prepared)
+            with self.meter.phase("train"):
+                self.train_stages(method, stages, first, saved, collate, supply, per_epoch, len(data))
+            self.resumed = saved is not None
+            return self.finish(method)
+
+    def claim_run(self) -> type[Method]:
+        """Options, run folder and seeds; the eval tasks are loaded now so a wrong name fails before hours of training."""
+        cfg = self.cfg
         check_options(cfg)  # resolve_config checked the command line; this covers configs built in code
         method_cls = get_method(cfg.method)
         method_cls.validate(cfg)
-        self.folder = RunFolder(cfg, acc, self.log)
+        self.folder = RunFolder(cfg, self.acc)
         self.folder.claim()
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
-        self.log("Resolved configuration:\n" + format_config(cfg))
-
+        logger.info("Resolved configuration:\n" + format_config(cfg))
         self.eval_tasks = None
-        if cfg.eval_tasks:  # load now so a wrong task name fails before hours of training
+        if cfg.eval_tasks:
             from talas.eval.task_file import load_tasks
 
             self.eval_tasks = load_tasks(cfg.eval_task_file or None, [t.strip() for t in cfg.eval_tasks.split(",") if t.strip()])
         self.best_score = float("-inf")
+        return method_cls
 
-        self.log(f"Loading training data from: {cfg.train_data_path}")
+    def load_data(self, method_cls: type[Method]):
+        """The training data, checked with the models' configs and against a resumed run's."""
+        cfg = self.cfg
+        logger.info(f"Loading training data from: {cfg.train_data_path}")
         data = load_from_config(cfg)
         if data.skipped:
-            self.log(f"Warning: skipped {data.skipped} bad row(s) of {cfg.train_data_path} (--skip_bad_rows).")
-        student_config, limit = check_model_folder(cfg.student_model_name, "--student_model_name")
-        check_length("--max_length", cfg.max_length, limit, cfg.student_model_name)
-        if layer_choice(cfg) and getattr(student_config, "num_hidden_layers", None):
-            chosen_layers(layer_choice(cfg), student_config.num_hidden_layers)
-        if method_cls.uses_teacher(cfg):  # a student-only baseline never touches the teacher
-            _, limit = check_model_folder(cfg.teacher_model_name, "--teacher_model_name")
-            flag = "--teacher_max_length" if cfg.teacher_max_length else "--max_length"
-            check_length(flag, teacher_max_length(cfg), limit, cfg.teacher_model_name)
-        if cfg.student_dropout != -1:  # checked before the teacher cache, which may take hours to build
-            check_dropout(cfg.student_dropout)
-            if cfg.student_dropout == 0 and data.kind == "single" and method_cls.needs_pairs(cfg):
-                raise ConfigError(
-                    "--student_dropout 0 with single-text data makes both contrastive views of a text identical "
-                    "(dropout is what tells them apart). Keep dropout for the task loss, or pass --w_task 0."
-                )
+            logger.warning(f"Warning: skipped {data.skipped} bad row(s) of {cfg.train_data_path} (--skip_bad_rows).")
+        setup.check_models(cfg, method_cls, data)
         self.folder.match(data)  # a --resume with other settings or data fails before the cache is built
+        return data
 
-        needs = method_cls.teacher_needs(cfg)
-        self.meter.seconds["setup"] = time.perf_counter() - self.meter.began
+    def provide_teacher(self, needs, data):
+        """The teacher cache (built if missing) and/or the online teacher, as the method declared."""
         with self.meter.phase("teacher"), counting_encoder_forwards() as built:
-            supply = provide(cfg, needs, data.unique_texts(), data.anchors, acc.device, log=self.log)
+            supply = provide(self.cfg, needs, data.unique_texts(), data.anchors, self.acc.device)
         self.meter.cache_build = built
-        if supply.online is not None:
-            self.meter.watch_teacher(supply.online.encoder.model)
+        return supply
 
-        student = Encoder.load(cfg.student_model_name, cfg.student_pooling, cfg.max_length,
-                               layers=layer_choice(cfg), **needs.student_kwargs())
-        if cfg.freeze_embeddings:
-            student.model.get_input_embeddings().requires_grad_(False)
-        if getattr(student.model, "pooler", None) is not None:
-            # BERT-style [CLS] pooler head: our pooling reads the token states, so it gets no gradient,
-            # and DDP refuses trainable parameters that take no part in the loss.
-            student.model.pooler.requires_grad_(False)
-        if cfg.student_dropout != -1:
-            set_dropout(student.model, cfg.student_dropout)
-        if cfg.gradient_checkpointing:
-            # Newer transformers 5 releases renamed it (the old name warns); earlier ones have only the old name.
-            enable = getattr(student.model, "activation_checkpointing_enable", None) or student.model.gradient_checkpointing_enable
-            enable()
-        method = method_cls(cfg, student, supply.dim)
-        collate = PairCollator(data, student, supply.cache, supply.rows, single_view=not method_cls.needs_pairs(cfg),
-                               teacher=supply.token_encoder, aligners=method_cls.aligners(cfg))
-        self.lengths = example_lengths(data) if cfg.group_by_length else None
-        per_epoch = len(epoch_batches(len(data), cfg.batch_size, cfg.seed, 0, acc.process_index, acc.num_processes, self.lengths))
-        if per_epoch == 0:
-            raise ConfigError(f"{cfg.train_data_path}: {len(data)} training example(s) cannot give each of the {acc.num_processes} processes a batch. Use more data or fewer processes.")
-        self.log(f"Training samples: {len(data)}")
-        self.log(f"Training batches: {per_epoch}" + (f" per process ({acc.num_processes} processes)" if acc.num_processes > 1 else ""))
-        if acc.process_index:
-            # Every rank built the same initial weights from --seed; from here each draws its own dropout
-            # masks (rank 0 keeps the single-process stream). The data order depends on --seed alone.
-            torch.manual_seed(cfg.seed + acc.process_index)
-            random.seed(cfg.seed + acc.process_index)
-
-        stages = method.stages()
+    def resume_or_initialise(self, method: Method, stages: list[Stage], prepared: Prepared) -> tuple[dict | None, int]:
+        """Write the run folder's records; then the resumed checkpoint's weights (and its stage index), or
+        the method's fresh start."""
+        cfg = self.cfg
         self.folder.start()
         saved = self.folder.load([s.name for s in stages]) if cfg.resume else None
-        first = 0
         if saved is None:
-            method.initialise(supply, data.unique_texts(), self.log)
-        else:
-            method.load_state_dict(saved["model"])
-            self.best_score = saved.get("best_score", self.best_score)
-            first = [s.name for s in stages].index(saved["state"].get("stage", ""))
-        with self.meter.phase("train"):
-            self.train_stages(method, stages, first, saved, collate, supply, per_epoch, len(data))
-        self.resumed = saved is not None
-        return self.finish(method)
+            method.initialise(prepared)
+            return None, 0
+        method.load_state_dict(saved["model"])
+        self.best_score = saved.get("best_score", self.best_score)
+        return saved, [s.name for s in stages].index(saved["state"].get("stage", ""))
 
     def train_stages(self, method, stages: list[Stage], first: int, saved: dict | None, collate, supply, per_epoch: int, n: int) -> None:
         cfg, acc = self.cfg, self.acc
@@ -164,13 +143,7 @@ class Trainer:
             # that require grad, so both are rebuilt for every stage.
             method.start_stage(stage)
             self.meter.stage_started(stage.name, method)
-            optimizer = torch.optim.AdamW(method.param_groups(), lr=stage.learning_rate)
-            steps_per_epoch = math.ceil(per_epoch / cfg.grad_accum_steps)
-            total = stage.max_steps or steps_per_epoch * stage.epochs
-            epochs = stage.epochs or math.ceil(total / steps_per_epoch)
-            scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lr_lambda(cfg.lr_scheduler, int(cfg.warmup_ratio * total), total)
-            )
+            optimizer, scheduler, total, epochs = setup.optimiser(cfg, method, stage, per_epoch)
             model, optimizer = acc.prepare(method, optimizer)
             state = {"stage": stage.name, "step": 0, "epoch": 0, "batch_in_epoch": 0}
             if saved is not None and index == first:
@@ -180,7 +153,7 @@ class Trainer:
                 state.update(saved["state"])
             if len(stages) > 1:
                 count = sum(p.numel() for p in method.parameters() if p.requires_grad)
-                self.log(f"Stage {index + 1}/{len(stages)} ({stage.name}): {count:,} trainable parameters, lr {stage.learning_rate:g}, {total} steps")
+                logger.info(f"Stage {index + 1}/{len(stages)} ({stage.name}): {count:,} trainable parameters, lr {stage.learning_rate:g}, {total} steps")
             self.train_loop(model, optimizer, scheduler, collate, supply, state, total, epochs, n, stage, cfg.seed + index)
             # A finished stage is always on disk before the next begins, so a crash there never repeats it.
             saved_here = state["step"] % cfg.save_steps == 0 if cfg.save_steps else state["batch_in_epoch"] == 0
@@ -298,13 +271,13 @@ class Trainer:
         result = evaluate(method.embed, self.eval_tasks, split="validation", progress=False)
         score = result["averages"]["overall"]
         scores = {name: round(r[r["main_score"]], 2) for name, r in result["tasks"].items()}
-        self.log(f"Validation after epoch {epoch}: {scores} (mean {score:.2f})")
+        logger.info(f"Validation after epoch {epoch}: {scores} (mean {score:.2f})")
         with open(os.path.join(self.cfg.save_dir, "eval_log.jsonl"), "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"epoch": epoch, "step": step, "mean": score, "tasks": scores}) + "\n")
         if score > self.best_score:
             self.best_score = score
             export_student(method, os.path.join(self.cfg.save_dir, "best_model"), self.cfg, method.export_modules())
-            self.log(f"New best validation score; saved {os.path.join(self.cfg.save_dir, 'best_model')}")
+            logger.info(f"New best validation score; saved {os.path.join(self.cfg.save_dir, 'best_model')}")
 
     def save_checkpoint(self, model, optimizer, scheduler, state: dict) -> None:
         """Everything needed to continue bit-for-bit: weights, optimiser, schedule, RNG, stage, data position, best score."""
@@ -323,7 +296,7 @@ class Trainer:
         if acc.is_main_process:
             with self.meter.phase("export"):
                 export_student(method, out, cfg, method.export_modules())
-                self.log(f"Saved the student (sentence-transformers format) to {out}")
+                logger.info(f"Saved the student (sentence-transformers format) to {out}")
                 if self.eval_tasks is not None:
                     self.final_evaluation(method)
             # Last, so a run folder with a summary is a finished run.
@@ -340,7 +313,7 @@ class Trainer:
         path = os.path.join(self.cfg.save_dir, "eval_final.json")
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=2)
-        self.log(f"Final model, test splits: {json.dumps({k: round(v, 2) for k, v in result['averages'].items()})} → {path}")
+        logger.info(f"Final model, test splits: {json.dumps({k: round(v, 2) for k, v in result['averages'].items()})} → {path}")
 
 
 def train(cfg) -> str:
