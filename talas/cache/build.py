@@ -50,6 +50,8 @@ from talas.errors import CacheError
 from talas.faults import fault
 
 logger = logging.getLogger(__name__)
+# What each process of a distributed build did: shown from every rank, where other messages come from rank 0 only.
+rank_logger = logging.getLogger("talas.ranks")
 
 
 def dist_info() -> tuple[int, int]:
@@ -188,7 +190,7 @@ def build_cache(
                 del teacher
                 free_memory()
             # Every rank reports its own share.
-            logger.info(f"rank {rank}/{world}: embedded chunks {mine} ({embedded:,} texts, {batches} teacher batches)")
+            rank_logger.info(f"rank {rank}/{world}: embedded chunks {mine} ({embedded:,} texts, {batches} teacher batches)")
             barrier()
             if rank == 0:
                 finalize(path, texts, {**manifest, "chunk_crc32": [PENDING] * len(manifest["chunk_crc32"])})

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import torch
 
+from talas.cache.build import rank_logger
 from talas.config import check_options, format_config
 from talas.data.batch import to_device
 from talas.data.examples import load_from_config
@@ -37,15 +38,18 @@ logger = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def main_process_logs(acc) -> Iterator[None]:
-    """Other processes log warnings only while the block runs, so each message appears once (rank 0's)."""
-    root = logging.getLogger("talas")
-    level = root.level
+    """Other processes log warnings only while the block runs, so each message appears once (rank 0's);
+    the per-rank channel (what each process did) stays as verbose as the rest was."""
+    root, per_rank = logging.getLogger("talas"), rank_logger
+    levels = root.level, per_rank.level
     if not acc.is_main_process:
+        per_rank.setLevel(root.getEffectiveLevel())
         root.setLevel(max(logging.WARNING, root.getEffectiveLevel()))
     try:
         yield
     finally:
-        root.setLevel(level)
+        root.setLevel(levels[0])
+        per_rank.setLevel(levels[1])
 
 
 class Trainer:
