@@ -278,7 +278,7 @@ def test_forward_matches_a_loop_over_groups_on_a_real_batch(texts, tiny_bert, ti
 
 
 def test_token_weight_choices(texts, tiny_bert, tiny_qwen3, monkeypatch):
-    from talas.cache import ensure
+    from talas.models import teacher
 
     ready = prepared(_config(tiny_bert, tiny_qwen3))
 
@@ -286,13 +286,13 @@ def test_token_weight_choices(texts, tiny_bert, tiny_qwen3, monkeypatch):
         raise AssertionError("CDM loaded a model or read a file itself")
 
     # The weight pass uses what the loop prepared; it never loads a model or the data.
-    for owner, name in ((Encoder, "load"), (ensure, "load_teacher"), (cdm, "load_config")):
+    for owner, name in ((Encoder, "load"), (teacher, "load_teacher"), (cdm, "load_config")):
         monkeypatch.setattr(owner, name, refuse)
     both = CdmMethod.aligners(_config(tiny_bert, tiny_qwen3), ready)["cdm"].table
     teacher_only = CdmMethod.aligners(_config(tiny_bert, tiny_qwen3, token_weights="teacher"), ready)["cdm"].table
     assert both.keys() == teacher_only.keys()
     assert all(ws is not None and teacher_only[key][0] is None and teacher_only[key][1] == wt for key, (ws, wt) in both.items())
-    assert CdmMethod.aligners(_config(tiny_bert, tiny_qwen3, token_weights="none"), ready)["cdm"].table == {}
+    assert CdmMethod.aligners(_config(tiny_bert, tiny_qwen3, token_weights="none"), ready)["cdm"].table is None
     assert CdmMethod.aligners(_config(tiny_bert, tiny_qwen3, w_kd=0.0), None) == {}
 
 

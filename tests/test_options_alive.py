@@ -131,10 +131,6 @@ SAME_ON_CPU = {("teacher_dtype", "float32"), ("mixed_precision", "no")}
 # training (not bookkeeping) but cannot, values that fail, and "same" cases that differ. The strict
 # xfail turns red once one is fixed or marked bookkeeping: then remove its entry.
 KNOWN_FAULTS: dict[str, str] = {
-    "talas.cache_teacher": "bug: with the online teacher (--cache_teacher false) TalasMethod.initialise skips the "
-                           "ridge start of the projection (it fits only from a cache), so the run trains another model",
-    "cdm.token_weights=none": "bug: plain DTW gets an empty weight table, and EntropyDTW refuses every text "
-                              "whose two tokenizations differ (TrainingError: 'reached the collator without entropy weights')",
 }
 
 

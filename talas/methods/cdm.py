@@ -66,13 +66,14 @@ WeightTable = dict[tuple[TokenView, TokenView], tuple[Sequence[float] | None, Se
 
 
 class EntropyDTW:
-    """The CDM aligner: ``dtw_groups`` with the per-text weights of the table built before training."""
+    """The CDM aligner: ``dtw_groups`` with the per-text weights of the table built before training
+    (``table`` None: ``--token_weights none``, plain DTW for every text)."""
 
-    def __init__(self, table: WeightTable):
+    def __init__(self, table: WeightTable | None):
         self.table = table
 
     def __call__(self, student: TokenView, teacher: TokenView) -> list[Group]:
-        if pieces_match(student, teacher):
+        if self.table is None or pieces_match(student, teacher):
             return dtw_groups(student, teacher)
         weights = self.table.get((student, teacher))
         if weights is None:
@@ -170,7 +171,7 @@ class CdmMethod(Method):
     def aligners(cls, cfg: CdmConfig, prepared: Prepared | None):
         if not cls.uses_teacher(cfg):
             return {}
-        table = {} if cfg.token_weights == "none" else entropy_weight_table(cfg, prepared)
+        table = None if cfg.token_weights == "none" else entropy_weight_table(cfg, prepared)
         return {ALIGNMENT: EntropyDTW(table)}
 
     def initialise(self, prepared: Prepared) -> None:

@@ -24,6 +24,7 @@ from talas.losses.vectors import cosine_distance, normalized_mse, normalized_mse
 from talas.methods.base import Method
 from talas.models.projection import fit_linear, sample_rows
 from talas.teacher.provision import Prepared
+from talas.teacher.ridge import sample_online_states
 
 logger = logging.getLogger(__name__)
 
@@ -88,12 +89,18 @@ class TalasMethod(Method):
         random start score below the untrained student); the fit starts KD where it is informative.
         """
         supply = prepared.supply
-        if self.projection is None or self.cfg.projection_init != "ridge" or supply.cache is None:
+        if self.projection is None or self.cfg.projection_init != "ridge":
             return
-        present = np.flatnonzero(supply.rows >= 0)
-        chosen = present[sample_rows(len(present), self.cfg.projection_init_texts, self.cfg.seed)]
-        teacher = supply.cache.gather(supply.rows[chosen]).float()
-        fitted = fit_linear(self.projection, self.student.encode([prepared.texts[i] for i in chosen]), teacher)
+        if supply.cache is not None:
+            present = np.flatnonzero(supply.rows >= 0)
+            chosen = present[sample_rows(len(present), self.cfg.projection_init_texts, self.cfg.seed)]
+            teacher = supply.cache.gather(supply.rows[chosen]).float()
+            student = self.student.encode([prepared.texts[i] for i in chosen])
+        else:  # --cache_teacher false: the same texts through the online teacher, so both runs start alike
+            chosen = sample_rows(len(prepared.texts), self.cfg.projection_init_texts, self.cfg.seed)
+            student, teacher = sample_online_states(self.student, supply, [prepared.texts[i] for i in chosen],
+                                                    lambda batch, out: [out.pooled, batch.teacher_vectors])
+        fitted = fit_linear(self.projection, student, teacher)
         logger.info(f"Projection initialised by ridge regression on {len(chosen)} texts (mean cosine to the teacher {fitted:.3f}).")
 
     def lr_overrides(self) -> dict[str, float]:
