@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up (scripts/setup.sh) and run the whole test suite, real-model tests included.
-# Extra arguments go to pytest, e.g. `scripts/test.sh -m "not slow"` for the fast unit tests only.
+# Extra arguments go to pytest, e.g. `scripts/test.sh tests/unit` for the fast unit tests only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

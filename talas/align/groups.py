@@ -49,7 +49,7 @@ def edit_distance(a: str, b: str) -> int:
 
     Bit-parallel (Myers 1999, Hyyrö 2001): one Python int holds a column of the DP table as bits,
     so a pair costs O(len(b)) integer operations instead of O(len(a) * len(b)) list updates (4x faster
-    on word pieces; checked against the plain DP in tests/test_align.py).
+    on word pieces; checked against the plain DP in tests/unit/test_align.py).
     """
     if a == b:
         return 0

@@ -4,7 +4,7 @@
     sts_scores(cosine_rows(a, b), gold)                          # {"spearman": .., "pearson": ..}
 
 Each task type of talas.eval.evaluate is one function here, so every number in a report can be
-checked by hand on a few rows (tests/test_evaluate.py does).
+checked by hand on a few rows (tests/integration/test_evaluate.py does).
 """
 
 from __future__ import annotations

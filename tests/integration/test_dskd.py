@@ -7,10 +7,11 @@ import json
 import logging
 import math
 import os
-import sys
 
 import pytest
 import torch
+from e2e_helpers import check_export, check_resume, seed_config, write_texts  # noqa: E402
+from test_train import SENTENCES, refuse_teacher  # noqa: E402
 from torch import nn
 
 from talas import cli
@@ -20,10 +21,6 @@ from talas.losses.vectors import similarity_kl
 from talas.methods.dskd import DskdConfig, DskdMethod
 from talas.models.encoder import Encoder, EncoderOutput
 from talas.teacher.provision import OnlineTeacher
-
-sys.path.insert(0, os.path.dirname(__file__))
-from e2e_helpers import check_export, check_resume, seed_config, write_texts  # noqa: E402
-from test_train import SENTENCES, refuse_teacher  # noqa: E402
 
 R2 = math.sqrt(2) / 2
 PAD = [100.0, -100.0]  # garbage in padded positions: any leak shows in the values
@@ -280,10 +277,9 @@ def command(student, teacher, save_dir, *extra, data="texts.csv"):
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    write_texts(tmp_path, SENTENCES, quote=False)
-    return tmp_path
+def workdir(workdir):  # conftest's, holding texts.csv
+    write_texts(workdir, SENTENCES, quote=False)
+    return workdir
 
 
 def test_trains_logs_every_term_resumes_and_exports_the_student_alone(workdir, tiny_bert, tiny_qwen3):

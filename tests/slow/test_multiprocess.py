@@ -14,7 +14,7 @@ import pytest
 
 from talas.cache import open_cache
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TEXTS = [f"sentence number {i} about {topic}" for i, topic in enumerate(["cats", "dogs", "rain", "music"] * 10)]
 
 

@@ -1,5 +1,5 @@
 """End to end: the seed command on a tiny BERT student and a tiny Qwen3 teacher, cache reuse,
-export round trip, CLI errors and help (resume: tests/test_resume.py)."""
+export round trip, CLI errors and help (resume: tests/integration/test_resume.py)."""
 
 import csv
 import json
@@ -40,12 +40,6 @@ def seed_command(data, student, teacher, save_dir, *extra):
     return ["train", "--method", "talas", "--train_data_path", str(data), "--student_model_name", str(student),
             "--teacher_model_name", str(teacher), "--save_dir", str(save_dir), "--batch_size", "4", "--epochs", "2",
             "--learning_rate", "2e-5", "--max_length", "32", "--temperature", "0.05", "--device", "cpu", *extra]
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def refuse_teacher(monkeypatch, teacher):
@@ -161,7 +155,7 @@ def test_help_lists_every_flag_with_its_default():
 
 
 def test_main_py_help_and_light_import():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     result = subprocess.run([sys.executable, os.path.join(root, "main.py"), "--help"], capture_output=True, text=True, cwd=root)
     assert result.returncode == 0 and "--teacher_model_name" in result.stdout and "--w_kd" in result.stdout
     probe = "import sys, talas; print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))"

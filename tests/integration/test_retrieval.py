@@ -1,7 +1,7 @@
 """Retrieval: metrics on hand-computed values and against trec_eval, the task type, the bundled QNLI task,
 asymmetric `talas eval --query_model/--corpus_model` (width refusal, teacher-cache reuse) and `talas router`.
 
-    .venv/bin/pytest tests/test_retrieval.py -q
+    .venv/bin/pytest tests/integration/test_retrieval.py -q
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from talas.eval import metrics
 from talas.eval.evaluate import evaluate
 from talas.eval.task_file import load_tasks
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # --- metrics: values worked out by hand ---------------------------------------------------------
 

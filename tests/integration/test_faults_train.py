@@ -16,7 +16,7 @@ from test_train import seed_command, write_nli
 from talas import cli
 from talas.train.checkpoint import list_checkpoints
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # 12 examples, batch 4, 2 epochs: 6 optimiser steps, a checkpoint after each, the newest 2 kept.
 ARGS = ("--cache_path", "cache/c.safetensors", "--save_steps", "1", "--save_total_limit", "2", "--log_steps", "1")
 
@@ -36,12 +36,11 @@ def reference(tmp_path_factory, tiny_bert, tiny_qwen3):
 
 
 @pytest.fixture
-def workdir(reference, tmp_path, monkeypatch):
+def workdir(workdir, reference, monkeypatch):  # conftest's, sharing the reference run's cache
     folder, _ = reference
-    os.symlink(folder / "cache", tmp_path / "cache")  # the cache is not what these tests break
-    monkeypatch.chdir(tmp_path)
+    os.symlink(folder / "cache", workdir / "cache")  # the cache is not what these tests break
     monkeypatch.delenv("TALAS_FAULT", raising=False)
-    return tmp_path
+    return workdir
 
 
 def killed_run(argv, fault):

@@ -8,7 +8,6 @@ import os
 import shutil
 import types
 
-import pytest
 import torch
 from safetensors.torch import load_file
 from test_evaluate import user_task_file
@@ -18,12 +17,6 @@ from talas import cli
 from talas.train.checkpoint import RECORD_FILE, RunFolder, list_checkpoints
 
 CACHE = ("--cache_path", "cache/c.safetensors")
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def run(argv, capsys):

@@ -4,23 +4,14 @@ constant) read from train_log.jsonl, and gradient accumulation equal to the larg
 import json
 import math
 import os
-import sys
 
 import pytest
 from safetensors.torch import load_file
+from test_train import seed_command, write_nli  # noqa: E402
 
 from talas import cli
 
-sys.path.insert(0, os.path.dirname(__file__))
-from test_train import seed_command, write_nli  # noqa: E402
-
 PEAK = 1e-3
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def expected_lr(kind: str, step: int, warmup: int = 2, total: int = 10) -> float:

@@ -1,6 +1,6 @@
 """Evaluation suite: metrics on hand-computed values, task declarations, the run, and `talas eval` end to end.
 
-    .venv/bin/pytest tests/test_evaluate.py -q
+    .venv/bin/pytest tests/integration/test_evaluate.py -q
 """
 
 from __future__ import annotations

@@ -1,25 +1,22 @@
 """Stella: its three losses on hand-computed values, the blockwise/subsampled ranking loss against
 the exact definition, every valid width list without NaN, clear errors, and three stages end to end
-from an existing cache (teacher never loaded) with export (resume: tests/test_resume.py)."""
+from an existing cache (teacher never loaded) with export (resume: tests/integration/test_resume.py)."""
 
 import json
 import math
 import os
-import sys
 
 import pytest
 import torch
+from e2e_helpers import seed_config  # noqa: E402
+from test_train import SENTENCES, refuse_teacher, write_nli  # noqa: E402
+from tiny_models import build_qwen3  # noqa: E402
 
 from talas import cli
 from talas.data.batch import Batch
 from talas.losses.vectors import cosine_distance, relative_similarity_loss, similarity_mse
 from talas.methods.stella import StellaConfig, StellaMethod
 from talas.teacher.provision import distinct_rows
-
-sys.path.insert(0, os.path.dirname(__file__))
-from e2e_helpers import seed_config  # noqa: E402
-from test_train import SENTENCES, refuse_teacher, write_nli  # noqa: E402
-from tiny_models import build_qwen3  # noqa: E402
 
 
 def unit(degrees):

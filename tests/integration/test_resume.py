@@ -10,25 +10,16 @@ import json
 import os
 import re
 import shutil
-import sys
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-
-from talas import cli
-
-sys.path.insert(0, os.path.dirname(__file__))
 from test_stella import stella_command  # noqa: E402
 from test_train import seed_command, write_nli  # noqa: E402
 
+from talas import cli
+
 SAVE_ALL = ("--save_steps", "1", "--save_total_limit", "0", "--log_steps", "1")
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 @pytest.fixture

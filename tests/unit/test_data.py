@@ -1,6 +1,6 @@
 """Training-data readers: formats, column detection, text ids, and the messages for bad input.
 
-.venv/bin/pytest tests/test_data.py -q
+.venv/bin/pytest tests/unit/test_data.py -q
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from talas.data.examples import load_training_data
 from talas.errors import ConfigError, DataError
 
-TRAIN = Path(__file__).resolve().parent.parent / "data" / "train"
+TRAIN = Path(__file__).resolve().parents[2] / "data" / "train"
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> str:

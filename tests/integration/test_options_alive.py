@@ -19,8 +19,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
-import sys
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +28,10 @@ import pytest
 import torch
 from accelerate.state import AcceleratorState
 from safetensors.torch import load_file
+from tiny_models import build_bert, build_qwen3  # noqa: E402
 
 from talas import cli
 from talas.methods import METHODS
-
-sys.path.insert(0, os.path.dirname(__file__))
-from tiny_models import build_bert, build_qwen3  # noqa: E402
 
 # Long enough that EMO keeps >= 3 mapped content tokens per text (its CKA needs 3), with capitals,
 # punctuation, an accent and words the tiny tokenizers never saw: the two split these differently,

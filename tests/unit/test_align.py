@@ -1,6 +1,6 @@
 """talas/align/views.py and groups.py: known-value cases on hand-made views, the tiny fixtures' tokenizers, and a seeded property test.
 
-    .venv/bin/python -m pytest -q tests/test_align.py
+    .venv/bin/python -m pytest -q tests/unit/test_align.py
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def test_empty_sides():
     assert mined_pairs(view(["a"]), view([])) == []
 
 
-# --- invariants, shared with tests/test_align_real.py -------------------------------------------------------
+# --- invariants, shared with tests/slow/test_align_real.py -------------------------------------------------------
 
 
 def _located(v, k):

@@ -11,7 +11,7 @@ from test_train import write_nli
 
 from talas import cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DOC = os.path.join(ROOT, "docs", "errors.md")
 BASE = ["train", "--train_data_path", "nli.csv", "--student_model_name", "student", "--teacher_model_name", "teacher",
         "--save_dir", "run", "--batch_size", "4", "--epochs", "1", "--max_length", "32", "--device", "cpu",
@@ -89,7 +89,7 @@ CASES = {
     "R8": (["--learning_rate", "1e30"], None, None),
     "R9": (["--save_steps", "1"], None, "checkpoint_enospc:2"),
 }
-RUN_HERE = [row for row in doc_rows() if row[2].startswith("tests/test_errors_catalogue.py::test_catalogue_row[")]
+RUN_HERE = [row for row in doc_rows() if row[2].startswith("tests/integration/test_errors_catalogue.py::test_catalogue_row[")]
 
 
 @pytest.mark.parametrize("row", RUN_HERE, ids=[row[0] for row in RUN_HERE])

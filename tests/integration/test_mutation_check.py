@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 spec = importlib.util.spec_from_file_location("mutation_check", os.path.join(ROOT, "scripts", "mutation_check.py"))
 check = importlib.util.module_from_spec(spec)
 sys.modules[spec.name] = check  # dataclasses look their module up there
@@ -25,7 +25,7 @@ def test_every_mutation_applies_and_names_existing_tests(mutation):
 
 
 def test_a_surviving_or_stale_mutation_fails_the_check(monkeypatch, capsys):
-    test = ("tests/test_tables.py::test_jsonl_strings_may_hold_unicode_line_separators",)
+    test = ("tests/unit/test_tables.py::test_jsonl_strings_may_hold_unicode_line_separators",)
     harmless = check.Mutation("harmless", "nothing", "talas/data/tables.py", "def json_text(", "def json_text(", test)
     monkeypatch.setattr(check, "MUTATIONS", [harmless])
     assert check.main(["--skip_baseline"]) == 1

@@ -16,13 +16,7 @@ from talas.errors import ConfigError
 from talas.methods.stella import StellaConfig
 from talas.methods.talas import TalasConfig
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 BAD_VALUES = [

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "talas"
+PACKAGE = Path(__file__).resolve().parents[2] / "talas"
 
 # Lowest first; a package may import its own layer and the ones below. The top-level modules
 # errors.py and faults.py are the base. "talas" is the package's own __init__ (the public API): only

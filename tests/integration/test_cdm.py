@@ -3,7 +3,7 @@
 the weight pass (padding, batching, MLM head or pseudo-logits); the vectorised group averaging
 against a loop; clear errors; end to end through the CLI with resume and export.
 
-Run: pytest -q tests/test_cdm.py
+Run: pytest -q tests/integration/test_cdm.py
 """
 
 from __future__ import annotations

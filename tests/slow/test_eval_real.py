@@ -1,6 +1,6 @@
 """The evaluation suite reproduces all-MiniLM-L6-v2's published STS scores (slow: a real model on CPU).
 
-    .venv/bin/pytest tests/test_eval_real.py -m slow -q
+    .venv/bin/pytest tests/slow/test_eval_real.py -m slow -q
 """
 
 from __future__ import annotations
