@@ -25,10 +25,12 @@ WORDS = ("a man woman dog cat plays runs sits on the mat field guitar onion mark
          "payment declined park children happy today plane taking off stage cut reset pin").split()
 
 PROBE = r"""
-import json, resource, sys, time
+import json, sys, time
 from talas.data.examples import load_training_data
 from talas.train.checkpoint import data_fingerprint
-peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak():  # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent through fork and exec
+    line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 before = peak()
 t0 = time.perf_counter()
 data = load_training_data(sys.argv[1])
@@ -79,7 +81,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
     paths = write_all(args.rows)
-    print(f"| format | file size | load time | peak RSS added | data fingerprint |")
+    print("| format | file size | load time | peak RSS added | data fingerprint |")
     print("|---|---|---|---|---|")
     for name, path in paths.items():
         size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs) if os.path.isdir(path) else os.path.getsize(path)

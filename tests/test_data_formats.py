@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from talas import cli
-from talas.data import columnar
 from talas.data.examples import load_training_data
 from talas.errors import DataError
 from talas.train.checkpoint import data_fingerprint
@@ -119,7 +118,7 @@ def test_parquet_reads_only_the_columns_the_rows_use(tmp_path, monkeypatch):
     pq.write_table(pa.table({"text": SENTENCES, "vector": [[0.5, 1.0]] * len(SENTENCES)}), path)
     read = []
     real = pq.ParquetFile.read
-    monkeypatch.setattr(pq.ParquetFile, "read", lambda self, columns, **kw: read.append(columns) or real(self, columns, **kw))
+    monkeypatch.setattr(pq.ParquetFile, "read", lambda self, columns=None, **kw: read.append(columns) or real(self, columns, **kw))
     assert load_training_data(str(path)).anchors == SENTENCES
     assert read == [["text"]]
     with pytest.raises(DataError, match=r"^.*d\.parquet: column 'vector' holds list<element: double> values, not texts\. "):

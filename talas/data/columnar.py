@@ -5,9 +5,9 @@
     table = open_table("org/name", split="train")        # or a dataset on the Hugging Face hub
     table.values("anchor")                               # one column as Python strings, read when asked
 
-Parquet and Arrow data stay in Arrow memory (Arrow files and `datasets` folders memory-mapped, so only
-the pages of the columns used are read): detection needs only the column names, and just the columns
-the training rows use become Python strings. Row numbers in messages count data rows from 1.
+Detection needs only the column names, so of Parquet data only the columns the training rows use are
+decoded, and Arrow files (`datasets` folders hold them) are memory-mapped, paging in only what is read.
+Either way only those columns become Python strings. Row numbers in messages count data rows from 1.
 """
 
 from __future__ import annotations

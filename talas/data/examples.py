@@ -39,9 +39,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from talas.errors import ConfigError, DataError
 from talas.data.columnar import open_table
 from talas.data.tables import Table, bad_byte
+from talas.errors import ConfigError, DataError
 
 ENTAILMENT, NEUTRAL, CONTRADICTION = 0, 1, 2
 NLI_LABELS = {
