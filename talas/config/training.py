@@ -17,7 +17,11 @@ class TrainConfig:
 
     method: str = option("talas", "Distillation method (`talas train --method X --help` lists its options).", group="method")
     config: str = option("", "YAML or JSON file with option values (command-line flags override it).", bookkeeping=True, group="logging")
-    train_data_path: str = option("data/train/distill_texts_clean.csv", "Training file (.csv, .tsv, .jsonl).", group="data")
+    train_data_path: str = option("data/train/distill_texts_clean.csv", "Training data: a .csv, .tsv, .jsonl, .json (array or lines), "
+                                  ".parquet or .arrow file (text formats also .gz), a `datasets` save_to_disk folder, or a hub dataset id "
+                                  "(org/name).", group="data")
+    dataset_config: str = option("", "Configuration (subset) of a hub dataset, e.g. pair or triplet.", group="data")
+    dataset_split: str = option("train", "Split of a hub dataset or of a save_to_disk folder holding several.", group="data")
     text_column: str = option("", "Column with single texts (overrides detection).", group="data")
     anchor_column: str = option("", "Column with anchors / premises / sentence1 (overrides detection).", group="data")
     positive_column: str = option("", "Column with positives / hypotheses / sentence2 (overrides detection).", group="data")

@@ -1,16 +1,18 @@
-"""Training-data readers: a CSV, TSV or JSONL file becomes anchor / positive / hard-negative rows.
+"""Training data: a table (any source talas.data.columnar opens) becomes anchor / positive / hard-negative rows.
 
     from talas.data.examples import load_training_data
     data = load_training_data("data/train/distill_texts_clean.csv")   # kind "single", 19,173 rows
+    data = load_training_data("nli.parquet")      # also .tsv, .jsonl, .json, .gz, .arrow, save_to_disk folders
+    data = load_training_data("org/name", dataset_config="pair", dataset_split="train")   # a hub dataset
     texts = data.unique_texts()                   # what the teacher cache embeds, each text once
     anchor_ids, positive_ids, negative_ids = data.text_ids()   # rows -> indices into texts
 
-Formats, detected from the header (names compared case-insensitively; an unnamed index column as
-pandas writes it is ignored), first match wins:
+Layouts, detected from the column names the same way for every source (names compared case-insensitively;
+an unnamed index column as pandas writes it is ignored), first match wins:
 
     anchor,positive[,negative]     pair, or triplet with a hard negative per row
     query,positive[,negative]      the same
-    query,document                 pair
+    query,document[,negative]      pair (retrieval data: a query and a relevant document)
     premise,hypothesis[,label]     NLI, see below
     sentence1,sentence2            pair (a label or score column next to them is an error, see below)
     text                           single: each text is its own positive (SimCSE, dropout makes the views differ)
@@ -26,19 +28,19 @@ Column options override detection role by role: `text_column` alone, or `anchor_
 A label or score column beside sentence1,sentence2 is not guessed, because its meaning differs between
 datasets (MRPC: 1 = paraphrase; QNLI/RTE: 0 = entailment; STS-B: a similarity score).
 
-Texts are kept exactly as written and only validated: a missing, empty or "nan" text, undecodable
-bytes or an unknown label stop the load with the file, line and column, unless `skip_bad_rows`, which
+Texts are kept exactly as written and only validated: a missing, empty, null or "nan" text, undecodable
+bytes or an unknown label stop the load with the file, line (row) and column, unless `skip_bad_rows`, which
 skips and counts such rows (`TrainingData.skipped`). The whole file is read and checked before
 `max_samples` keeps the first N rows, so the count of skipped rows covers the file.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 
-from talas.data.tables import Table, bad_byte, read_table
+from talas.data.columnar import open_table
+from talas.data.tables import Table, bad_byte
 from talas.errors import ConfigError, DataError
 
 ENTAILMENT, NEUTRAL, CONTRADICTION = 0, 1, 2
@@ -56,7 +58,7 @@ MISSING = {"nan", "none", "null"}
 INDEX_COLUMN = re.compile(r"(Unnamed: \d+)?")  # how pandas names a written index: "" or "Unnamed: 0"
 SKIP_HINT = "Fix the row, or pass --skip_bad_rows to skip (and count) such rows."
 FORMATS = (
-    "text; anchor,positive[,negative]; query,positive[,negative]; query,document; "
+    "text; anchor,positive[,negative]; query,positive[,negative]; query,document[,negative]; "
     "sentence1,sentence2; premise,hypothesis[,label]"
 )
 
@@ -105,13 +107,17 @@ def load_training_data(
     label_column: str | None = None,
     skip_bad_rows: bool = False,
     max_samples: int | None = None,
+    dataset_config: str = "",
+    dataset_split: str = "train",
 ) -> TrainingData:
-    """Read a training file (format detected or named by the column options, see the module docstring)."""
+    """Read training data (layout detected or named by the column options, see the module docstring).
+
+    `dataset_config` and `dataset_split` choose within a hub dataset; the split also within a save_to_disk
+    folder holding several.
+    """
     if max_samples is not None and max_samples < 1:
         raise ConfigError(f"max_samples must be a positive number of rows, got {max_samples}.")
-    if os.path.isdir(path):
-        raise DataError(f"Data file {path!r} is a directory; pass one .csv, .tsv or .jsonl file inside it.")
-    table = read_table(path, keep_bad_bytes=True)
+    table = open_table(path, config=dataset_config, split=dataset_split)
     flags = {
         "text": text_column,
         "anchor": anchor_column,
@@ -229,13 +235,13 @@ def checked_rows(
 ) -> tuple[list[list[str]], list[int] | None, int]:
     """The good rows' values per text column, their NLI labels (None without a label column), the skip count."""
     # Column by column with comprehensions, not row by row: a 1M-row file must load in seconds.
-    values = [[row.get(column) for row in table.rows] for column in text_columns]  # a JSONL object may lack a key
+    values = [table.values(column) for column in text_columns]
     bad_rows = {
         column: bad_texts(texts, table.has_bad_bytes) for column, texts in zip(text_columns, values, strict=True)
     }
     labels = None
     if label_column:
-        labels = nli_labels([row.get(label_column) for row in table.rows])
+        labels = nli_labels(table.values(label_column))
         bad_rows[label_column] = [i for i, label in enumerate(labels) if label < 0]
     bad = sorted(set().union(*bad_rows.values()))
     if not bad:
@@ -243,16 +249,16 @@ def checked_rows(
 
     # Each list is ascending, so the first bad row is at the head of the list of its (first) bad column.
     column = next(c for c, rows in bad_rows.items() if rows and rows[0] == bad[0])
-    value = table.rows[bad[0]].get(column)
+    value = table.values(column)[bad[0]]
     problem = (
         f"unknown label {value!r}; expected 0, 1, 2 or entailment, neutral, contradiction (any case)"
         if column == label_column
         else text_problem(value)
     )
-    where = f"line {table.line_numbers[bad[0]]}, column {column!r}: {problem}"
+    where = f"{table.where(bad[0])}, column {column!r}: {problem}"
     if not skip_bad_rows:
         raise DataError(f"{table.path}: {where}. {SKIP_HINT}")
-    if len(bad) == len(table.rows):
+    if len(bad) == len(values[0]):
         raise DataError(f"{table.path}: no usable row, all {len(bad)} are bad (the first: {where}). Fix the file.")
     skip = set(bad)
     values = [[text for i, text in enumerate(texts) if i not in skip] for texts in values]
@@ -324,4 +330,5 @@ def load_from_config(cfg) -> TrainingData:
         cfg.train_data_path, text_column=cfg.text_column or None, anchor_column=cfg.anchor_column or None,
         positive_column=cfg.positive_column or None, negative_column=cfg.negative_column or None,
         label_column=cfg.label_column or None, skip_bad_rows=cfg.skip_bad_rows, max_samples=cfg.max_train_samples or None,
+        dataset_config=cfg.dataset_config, dataset_split=cfg.dataset_split,
     )

@@ -1,16 +1,19 @@
-"""Read CSV, TSV and JSON-lines files into named columns, with errors that name file, row and column.
+"""Read text tables (CSV, TSV, JSON lines, a JSON array; each also gzip-compressed) into named columns,
+with errors that name file, row and column.
 
     from talas.data.tables import read_table
     table = read_table("data/train/distill_texts_clean.csv")
     table.columns, table.rows[0]["text"]
 
 Shared by the training-data readers (talas.data.examples) and the evaluation tasks (talas.eval.evaluate).
-Row numbers in messages are 1-based data rows as a spreadsheet shows them (the header is row 1).
+Row numbers in messages are the file's 1-based line numbers (items of a JSON array are counted instead).
+Arrow-backed formats (Parquet, `datasets` folders, hub ids) are read by talas.data.columnar.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import os
@@ -27,8 +30,17 @@ class Table:
     path: str
     columns: list[str]
     rows: list[dict[str, str]]
-    line_numbers: list[int]  # the file line each row starts on, for error messages
+    line_numbers: list[int]  # the file line each row starts on (or item number, see `unit`), for error messages
     has_bad_bytes: bool = False  # only with read_table(keep_bad_bytes=True): some value holds undecodable bytes
+    unit: str = "line"  # what line_numbers count: "line" of a file, "item" of a JSON array, "row" of a table
+
+    def values(self, column: str) -> list[str | None]:
+        """The column's value in every row, None where a row lacks it (a JSON object without the key)."""
+        return [row.get(column) for row in self.rows]
+
+    def where(self, index: int) -> str:
+        """The row at `index` as a message names it: "line 12"."""
+        return f"{self.unit} {self.line_numbers[index]}"
 
     def require(self, *names: str) -> None:
         """Fail clearly when a column the caller needs is absent, listing the ones found."""
@@ -61,8 +73,12 @@ def bad_byte(value: str) -> int | None:
     return ord(match.group()) - 0xDC00 if match else None
 
 
+TEXT_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".jsonl", ".json", ".ndjson")
+
+
 def read_table(path: str, keep_bad_bytes: bool = False) -> Table:
-    """Read a .csv, .tsv/.tab or .jsonl/.json (one object per line) file. All values are strings.
+    """Read a .csv, .tsv/.tab, .jsonl or .json (a JSON array, or one object per line) file, or any of them
+    with .gz appended. All values are strings.
 
     Undecodable bytes fail the whole file, unless `keep_bad_bytes`: then they stay in the values as
     lone surrogates (see `bad_byte`), so a caller can name or skip the rows that hold them.
@@ -71,6 +87,19 @@ def read_table(path: str, keep_bad_bytes: bool = False) -> Table:
         raise DataError(f"Data file {path!r} does not exist. Check the path (it is relative to {os.getcwd()!r}).")
     with open(path, "rb") as handle:
         raw = handle.read()
+    name = path.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path}: not a readable gzip file ({exc}). Re-compress it, or pass it uncompressed.") from None
+    ext = os.path.splitext(name)[1]
+    if ext not in TEXT_SUFFIXES:
+        raise DataError(
+            f"{path}: unsupported file type {ext!r}; use .csv, .tsv, .jsonl, .json, .parquet, .arrow (each text "
+            "format also as .gz), a `datasets` save_to_disk folder, or a hub dataset id (org/name)."
+        )
     bad_bytes = False
     try:
         text = decode_utf8(path, raw)
@@ -78,13 +107,12 @@ def read_table(path: str, keep_bad_bytes: bool = False) -> Table:
         if not keep_bad_bytes:
             raise
         text, bad_bytes = raw.decode("utf-8-sig", errors="surrogateescape"), True
-    ext = os.path.splitext(path)[1].lower()
-    if ext in (".jsonl", ".json", ".ndjson"):
+    if ext == ".json" and text.lstrip().startswith("["):
+        table = read_json_array(path, text)
+    elif ext in (".jsonl", ".json", ".ndjson"):
         table = read_jsonl(path, text)
-    elif ext in (".csv", ".tsv", ".tab", ".txt"):
-        table = read_delimited(path, text, "\t" if ext in (".tsv", ".tab") else ",")
     else:
-        raise DataError(f"{path}: unsupported file type {ext!r}; use .csv, .tsv or .jsonl.")
+        table = read_delimited(path, text, "\t" if ext in (".tsv", ".tab") else ",")
     if not table.rows:
         raise DataError(f"{path}: the file has a header but no data rows.")
     table.has_bad_bytes = bad_bytes
@@ -119,23 +147,38 @@ def read_delimited(path: str, text: str, delimiter: str) -> Table:
 
 
 def read_jsonl(path: str, text: str) -> Table:
-    rows, lines, columns = [], [], []
+    records, lines = [], []
     # "\n" only: str.splitlines also splits on U+2028, U+0085 and others, which JSON allows raw inside strings.
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            records.append(json.loads(line))
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}: line {number} is not valid JSON ({exc.msg}).") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}: line {number} is not a JSON object; each line must be one object.")
-        for key in record:
-            if key not in columns:
-                columns.append(key)
-        rows.append({k: json_text(v) for k, v in record.items()})
         lines.append(number)
-    return Table(path, columns, rows, lines)
+    return object_table(path, records, lines, "line", "each line must be one object")
+
+
+def read_json_array(path: str, text: str) -> Table:
+    """A .json file holding one array of objects, as pandas' to_json(orient="records") and many exports write."""
+    try:
+        records = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: line {exc.lineno} is not valid JSON ({exc.msg}).") from None
+    return object_table(path, records, list(range(1, len(records) + 1)), "item", "the array must hold objects")
+
+
+def object_table(path: str, records: list, numbers: list[int], unit: str, rule: str) -> Table:
+    """Rows from JSON objects; the columns are their keys in first-seen order."""
+    columns: dict[str, None] = {}  # insertion-ordered set
+    rows = []
+    for record, number in zip(records, numbers, strict=True):
+        if not isinstance(record, dict):
+            raise DataError(f"{path}: {unit} {number} is not a JSON object; {rule}.")
+        columns.update(dict.fromkeys(record))
+        rows.append({k: json_text(v) for k, v in record.items()})
+    return Table(path, list(columns), rows, numbers, unit=unit)
 
 
 def json_text(value: object) -> str:

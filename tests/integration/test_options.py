@@ -154,7 +154,7 @@ def test_max_length_above_the_model_limit_is_refused(workdir, tiny_bert, tiny_qw
 def test_a_directory_as_data_file_says_it_is_a_directory(workdir, tiny_bert, tiny_qwen3, capsys):
     os.makedirs("data_folder")
     code, err = run_cli(seed_command("data_folder", tiny_bert, tiny_qwen3, "run"), capsys)
-    assert code == 2 and "error: Data file 'data_folder' is a directory; pass one .csv, .tsv or .jsonl file inside it." in err
+    assert code == 2 and "error: Data path 'data_folder' is a folder but not a `datasets` save_to_disk folder" in err
 
 
 @pytest.mark.parametrize("save_dir,message", [

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import datasets
 import pytest
 import torch
 from accelerate.state import AcceleratorState
@@ -86,6 +87,7 @@ SPECIAL: dict[str, Case] = {
                          why="NLI labels in a column detection does not guess: contradictions become hard negatives"),
     "skip_bad_rows": Case((True,), ("--train_data_path", "{bad_rows}"), default_fails=True,
                           why="a file with an empty text: refused by default, trained without it when skipping"),
+    "dataset_split": Case(("other",), ("--train_data_path", "{splits}"), why="a save_to_disk folder with two splits of other texts"),
     "max_train_samples": Case((8,), why="fewer rows than the 12 of the file, still two batches"),
     "student_model_name": Case(("{student2}",), why="another tiny student (other initial weights)"),
     "teacher_model_name": Case(("{teacher2}",), why="another tiny teacher (other weights)"),
@@ -119,6 +121,8 @@ SPECIAL: dict[str, Case] = {
 # Options walked but not exercised, and why.
 SKIPPED: dict[str, str] = {
     "method": "selects the method and so the config class itself: every method is walked",
+    "dataset_config": "chooses a configuration of a hub dataset, and the tests have no hub (test_data_formats "
+                      "checks that it reaches datasets.load_dataset)",
 }
 # Values that mean the current one on the CPU the tests run on (auto resolves to them): checked to
 # train the same.
@@ -268,6 +272,12 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> str:
     return str(path)
 
 
+def save_splits(path: Path, **splits: list[str]) -> str:
+    """A `datasets` save_to_disk folder with a one-column ``text`` dataset per split."""
+    datasets.DatasetDict({name: datasets.Dataset.from_dict({"text": texts}) for name, texts in splits.items()}).save_to_disk(str(path))
+    return str(path)
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_bert, tiny_qwen3):
     root = tmp_path_factory.mktemp("alive")
@@ -281,6 +291,7 @@ def runs(tmp_path_factory, tiny_bert, tiny_qwen3):
         "texts2": write_csv(root / "texts2.csv", ["text"], [[s.upper()] for s in reversed(SENTENCES)]),
         "columns": write_csv(root / "columns.csv", ["anchor", "positive", "negative", "alt", "judgement"], columns),
         "bad_rows": write_csv(root / "bad_rows.csv", ["text"], [[s] for s in SENTENCES] + [[""]]),
+        "splits": save_splits(root / "splits", train=SENTENCES, other=[s.upper() for s in reversed(SENTENCES)]),
     }
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: threads only contend (a run takes 3x longer with them)
