@@ -85,3 +85,17 @@ def seed_config(name: str):
         return importlib.import_module(f"config.{name}")
     finally:
         sys.path.remove(str(ROOT))
+
+
+def broken_copy(model: str, damage: str) -> None:
+    """A copy of ``model`` in ./broken with one part damaged: "config", "weights" or (else) the tokenizer."""
+    shutil.copytree(model, "broken", symlinks=False)
+    if damage == "config":
+        os.remove("broken/config.json")
+    elif damage == "weights":
+        for name in os.listdir("broken"):
+            if name.endswith(".safetensors"):
+                os.remove(os.path.join("broken", name))
+    else:
+        with open("broken/tokenizer.json", "w") as handle:
+            handle.write("{not json")

@@ -7,6 +7,7 @@ import re
 import shutil
 
 import pytest
+from e2e_helpers import broken_copy
 from test_train import write_nli
 
 from talas import cli
@@ -31,19 +32,6 @@ def doc_rows() -> list[tuple[str, str, str]]:
 
 def earlier_run():
     assert cli.main([*BASE, "--save_steps", "1"]) == 0  # 3 steps: checkpoints step-2 and step-3 kept
-
-
-def broken_copy(model: str, damage: str) -> None:
-    shutil.copytree(model, "broken", symlinks=False)
-    if damage == "config":
-        os.remove("broken/config.json")
-    elif damage == "weights":
-        for name in os.listdir("broken"):
-            if name.endswith(".safetensors"):
-                os.remove(os.path.join("broken", name))
-    else:
-        with open("broken/tokenizer.json", "w") as handle:
-            handle.write("{not json")
 
 
 def other_data():

@@ -3,10 +3,10 @@
 checked before the teacher cache is built."""
 
 import os
-import shutil
 import subprocess
 
 import pytest
+from e2e_helpers import broken_copy
 from test_train import refuse_teacher, seed_command, write_nli
 
 from talas import cli
@@ -123,15 +123,7 @@ def test_bad_option_fails_before_data_models_or_cache(workdir, tiny_bert, tiny_q
 ])
 def test_a_folder_that_is_not_a_model_fails_before_the_cache(workdir, tiny_bert, tiny_qwen3, monkeypatch, capsys, role, broken, message):
     good = tiny_bert if role == "student" else tiny_qwen3
-    shutil.copytree(good, "broken")
-    if broken == "no_config":
-        os.remove("broken/config.json")
-    elif broken == "no_weights":
-        for name in os.listdir("broken"):
-            if name.endswith(".safetensors"):
-                os.remove(os.path.join("broken", name))
-    else:
-        (workdir / "broken" / "tokenizer.json").write_text("{not json")
+    broken_copy(str(good), {"no_config": "config", "no_weights": "weights"}.get(broken, "tokenizer"))
     refuse_teacher(monkeypatch, tiny_qwen3)  # the teacher must not be loaded: no cache is built
     data = write_nli(workdir / "nli.csv")
     student, teacher = ("broken", tiny_qwen3) if role == "student" else (tiny_bert, "broken")
