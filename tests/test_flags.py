@@ -4,6 +4,7 @@ closest flags, and the Hugging Face TrainingArguments names are aliases of ours 
 import json
 
 import pytest
+from test_errors_catalogue import doc_rows
 from test_train import write_nli
 
 from talas import cli
@@ -47,13 +48,20 @@ def test_flag_mistakes_are_one_line_with_the_closest_flags(ident, tmp_path, monk
     assert not (tmp_path / "o").exists() and not (tmp_path / "checkpoints").exists()
 
 
+CONFIG_KEY = ("error: Config file 'c.yaml' has unknown option(s) lr (did you mean learning_rate or lr_scheduler?). "
+              "Run `talas train --help` for the valid names.")
+
+
 def test_a_config_file_key_that_is_no_option_names_the_closest(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "c.yaml").write_text("lr: 0.001\n")
     code, err = run_cli(["train", "--config", "c.yaml"], capsys)
-    assert code == 2
-    assert err.splitlines() == ["error: Config file 'c.yaml' has unknown option(s) lr (did you mean learning_rate or lr_scheduler?). "
-                                "Run `talas train --help` for the valid names."]
+    assert code == 2 and err.splitlines() == [CONFIG_KEY]
+
+
+def test_docs_errors_quotes_these_messages():
+    documented = {ident: message for ident, message, _ in doc_rows() if ident.startswith("FL")}
+    assert documented == {**{ident: message for ident, (_, message) in MESSAGES.items()}, "FL6": CONFIG_KEY}
 
 
 # One abbreviation per command: each used to be expanded to the one flag it starts.

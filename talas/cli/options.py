@@ -15,7 +15,7 @@ from typing import Any
 
 from talas.cli.flags import FlagParser, suggestions
 from talas.config import GROUPS, aliases_of, coerce, config_from_values, load_config_file, option_fields, unalias
-from talas.config.options import default_of, field_type
+from talas.config.options import default_of, field_aliases, field_type
 from talas.errors import ConfigError
 
 #: Flags every command has; they steer the command, not what it computes.
@@ -34,14 +34,13 @@ def add_command_flags(parser: argparse.ArgumentParser, config: bool = True) -> N
 def alias_note(f: dataclasses.Field) -> str | None:
     """``alias: --output_dir``; a switch shows the value it sets, or that it is refused."""
     names = []
-    for entry in f.metadata.get("aliases", ()):
-        name, switch, value = entry.partition("=")
-        if not switch:
-            names.append(f"--{name}")
-        elif value in (f.metadata.get("choices") or ()):
-            names.append(f"--{name} = {value}")
+    for alias in field_aliases(f):
+        if alias.value is None:
+            names.append(f"--{alias.name}")
+        elif alias.value in (f.metadata.get("choices") or ()):
+            names.append(f"--{alias.name} = {alias.value}")
         else:
-            names.append(f"--{name}: refused, {value} is not supported")
+            names.append(f"--{alias.name}: refused, {alias.value} is not supported")
     return f"alias{'es' if len(names) > 1 else ''}: {', '.join(names)}" if names else None
 
 
@@ -53,9 +52,8 @@ def help_text(f: dataclasses.Field, repeatable: bool = False) -> str:
         notes.append(f"default: {','.join(map(str, default)) if isinstance(default, list) else default!r}")
     if f.metadata.get("range"):
         notes.append(f"valid: {f.metadata['range']}")
-    if alias_note(f):
-        notes.append(alias_note(f))
-    return f.metadata.get("help", "") + (f" ({'; '.join(notes)})" if notes else "")
+    text = f.metadata.get("help", "") + (f" ({'; '.join(notes)})" if notes else "")
+    return text + (f" ({alias_note(f)})" if alias_note(f) else "")
 
 
 def add_option(group: argparse._ArgumentGroup, cls: type, f: dataclasses.Field, name: str | None = None, shown: bool = True) -> None:

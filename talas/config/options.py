@@ -97,16 +97,20 @@ class Alias:
     value: str | None = None
 
 
+def field_aliases(f: dataclasses.Field) -> list[Alias]:
+    """The aliases declared on one option ("output_dir", or "bf16=bf16" for a switch)."""
+    entries = (entry.partition("=") for entry in f.metadata.get("aliases", ()))
+    return [Alias(name, f.name, value if switch else None) for name, switch, value in entries]
+
+
 def aliases_of(cls: type) -> dict[str, Alias]:
     """The aliases of the options of ``cls``, by alias name."""
     fields = {f.name for f in option_fields(cls)}
     table = {}
-    for f in option_fields(cls):
-        for entry in f.metadata.get("aliases", ()):
-            name, switch, value = entry.partition("=")
-            if name in fields or name in table:
-                raise ValueError(f"alias {name!r} of option {f.name!r} is already the name of an option or alias")
-            table[name] = Alias(name, f.name, value if switch else None)
+    for alias in (a for f in option_fields(cls) for a in field_aliases(f)):
+        if alias.name in fields or alias.name in table:
+            raise ValueError(f"alias {alias.name!r} of option {alias.option!r} is already the name of an option or alias")
+        table[alias.name] = alias
     return table
 
 
