@@ -6,10 +6,10 @@
 
 Every other flag is a `talas train` flag (or its alias, e.g. ``--num_train_epochs``), given to each
 method whose config has it (``--cache_dtype`` reaches only the methods that read the cache); a flag no
-method has is an error naming the closest ones. Data, models and
-budget (epochs or max_steps, batch size, ...) must come out the same for every method: a
-``--method_config`` file may set learning rates, weights or stages, not another budget. Running,
-resuming and reporting: talas/compare/plan.py.
+method has is an error naming the closest ones. Data, models and budget (epochs or max_steps,
+batch size, ...) must come out the same for every method: a ``--method_config`` file may set
+learning rates, weights or stages, not another budget. Running, resuming and reporting:
+talas/compare/plan.py.
 """
 
 from __future__ import annotations

@@ -44,9 +44,9 @@ def suggestions(name: str, known: dict[str, str]) -> list[str]:
     return list(chosen.values())[:MOST]
 
 
-def either(flags: list[str]) -> str:
-    """``--a``, ``--a or --b``, ``--a, --b or --c``."""
-    named = [f"--{flag}" for flag in flags]
+def either(flags: list[str], dashes: str = "--") -> str:
+    """``--a``, ``--a or --b``, ``--a, --b or --c`` (config file keys: without dashes)."""
+    named = [f"{dashes}{flag}" for flag in flags]
     return " or ".join(named) if len(named) < 3 else f"{', '.join(named[:-1])} or {named[-1]}"
 
 

@@ -13,7 +13,7 @@ import typing
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from talas.cli.flags import FlagParser, suggestions
+from talas.cli.flags import FlagParser, either, suggestions
 from talas.config import GROUPS, aliases_of, coerce, config_from_values, load_config_file, option_fields, unalias
 from talas.config.options import default_of, field_aliases, field_type
 from talas.errors import ConfigError
@@ -126,7 +126,7 @@ def parse(parser: FlagParser, cls: type, argv: list[str], prog: str) -> tuple[An
     if unknown:
         known = {**{name: name for name in fields}, **{a.name: a.option for a in aliases_of(cls).values()}}
         close = {name: suggestions(name, known) for name in unknown}
-        named = ", ".join(name + (f" (did you mean {' or '.join(close[name])}?)" if close[name] else "") for name in unknown)
+        named = ", ".join(name + (f" (did you mean {either(close[name], '')}?)" if close[name] else "") for name in unknown)
         raise ConfigError(f"Config file {path!r} has unknown option(s) {named}. Run `{prog} --help` for the valid names.")
     values = {name: coerce(cls, fields[name], v, f"config file {path!r}") for name, v in file_values.items()}
     values.update({name: coerce(cls, fields[name], v, "command line") for name, v in args.items() if name in fields})
