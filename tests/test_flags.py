@@ -9,6 +9,7 @@ from test_train import write_nli
 from talas import cli
 from talas.cli import worker
 from talas.cli.compare import split_flags
+from talas.cli.flags import unknown_flags_message
 from talas.cli.options import build_parser, resolve_config
 from talas.cli.train import peek_method
 from talas.config import aliases_of
@@ -182,3 +183,10 @@ def test_hugging_face_names_train_as_ours(tmp_path, monkeypatch, tiny_bert, tiny
     assert (config["save_dir"], config["epochs"], config["batch_size"], config["log_steps"], config["mixed_precision"]) == \
         ("x", 1, 4, 1, "no")
     assert "output_dir" not in config
+
+
+def test_the_value_after_an_unknown_flag_is_not_reported_as_another():
+    known = {"learning_rate": "learning_rate", "lr_scheduler": "lr_scheduler"}
+    assert unknown_flags_message(["--lr", "-1"], known, "talas train") == \
+        "unknown flag --lr (did you mean --learning_rate or --lr_scheduler?). `talas train --help` lists every flag."
+    assert "unexpected argument 'stray'" in unknown_flags_message(["stray", "--lr", "1"], known, "talas train")

@@ -50,16 +50,25 @@ def either(flags: list[str], dashes: str = "--") -> str:
     return " or ".join(named) if len(named) < 3 else f"{', '.join(named[:-1])} or {named[-1]}"
 
 
+def is_number(token: str) -> bool:
+    """``-1`` after an unknown flag is its value, not another flag."""
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
 def unknown_flags_message(extra: list[str], known: dict[str, str], prog: str) -> str:
     """One line naming every unknown flag in ``extra`` (argparse's leftovers) with its suggestions."""
     named, loose = [], []
     for index, token in enumerate(extra):
-        if token.startswith("-") and token != "-":
+        if token.startswith("-") and token != "-" and not is_number(token):
             name = token.lstrip("-").split("=", 1)[0]
             close = suggestions(name, known)
             hint = f" (did you mean {either(close)}?)" if close else ""
             named.append(f"{token.split('=', 1)[0]}{hint}")
-        elif index == 0 or not extra[index - 1].startswith("-"):
+        elif index == 0 or not extra[index - 1].startswith("-") or is_number(extra[index - 1]):
             loose.append(repr(token))  # not the value of an unknown flag: a stray word
     parts = []
     if named:
