@@ -4,23 +4,24 @@
         --train_data_path data/train/distill_texts_clean.csv --teacher_model_name T --student_model_name S \\
         --student_num_layers 2 --epochs 1 --batch_size 32 --eval_tasks STS-B,SICK-R --out results/compare
 
-Every other flag is a `talas train` flag, given to each method whose config has it (``--cache_dtype``
-reaches only the methods that read the cache); a flag no method has is an error. Data, models and
-budget (epochs or max_steps, batch size, ...) must come out the same for every method: a
-``--method_config`` file may set learning rates, weights or stages, not another budget. Running,
-resuming and reporting: talas/compare/plan.py.
+Every other flag is a `talas train` flag (or its alias, e.g. ``--num_train_epochs``), given to each
+method whose config has it (``--cache_dtype`` reaches only the methods that read the cache); a flag no
+method has is an error naming the closest ones. Data, models and budget (epochs or max_steps,
+batch size, ...) must come out the same for every method: a ``--method_config`` file may set
+learning rates, weights or stages, not another budget. Running, resuming and reporting:
+talas/compare/plan.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
+from talas.cli.flags import FlagParser, either, suggestions
 from talas.cli.options import add_command_flags
 from talas.cli.train import resolve
 from talas.compare.plan import check_shared, compare, method_run
-from talas.config import load_config_file, option_fields
+from talas.config import aliases_of, load_config_file, option_fields
 from talas.errors import ConfigError
 from talas.methods import METHODS, get_method
 
@@ -34,9 +35,9 @@ RESERVED = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="talas compare", allow_abbrev=False,
+def build_parser() -> FlagParser:
+    p = FlagParser(
+        prog="talas compare",
         description="Train methods on the same data, teacher, student and budget; measure and score each. "
                     "Any other flag is a `talas train` flag given to every method that has it.",
     )
@@ -92,15 +93,26 @@ def method_files(entries: list[str], names: list[str]) -> dict[str, str]:
     return files
 
 
-def split_flags(rest: list[str], names: list[str]) -> dict[str, list[str]]:
-    """Each method's share of the training flags; reserved flags and flags no method has are errors."""
-    groups = flag_groups(rest)
+def split_flags(rest: list[str], names: list[str], own: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Each method's share of the training flags; reserved flags and flags no method has are errors.
+
+    An alias counts as the option it stands for (``--output_dir`` is the reserved ``--save_dir``);
+    its tokens go to the methods as typed, since `talas train` reads aliases too. ``own``: compare's
+    own flags, also suggested for a flag no method has.
+    """
     fields = {n: {f.name for f in option_fields(get_method(n).config_class)} for n in names}
-    for flag, _ in groups:
+    aliases = {a.name: a.option for n in names for a in aliases_of(get_method(n).config_class).values()}
+    groups = [(aliases.get(flag, flag), tokens) for flag, tokens in flag_groups(rest)]
+    for flag, tokens in groups:
+        typed = tokens[0][2:].split("=", 1)[0]
         if flag in RESERVED:
-            raise ConfigError(f"talas compare sets --{flag} itself: {RESERVED[flag]}.")
+            raise ConfigError(f"talas compare sets --{flag} itself{f' (--{typed} is its alias)' if typed != flag else ''}: {RESERVED[flag]}.")
         if not any(flag in known for known in fields.values()):
-            raise ConfigError(f"--{flag} is not an option of any of {', '.join(names)}. Run `talas train --method M --help` for the options.")
+            known = {**(own or {}), **{name: name for n in names for name in fields[n]}, **aliases}
+            close = suggestions(flag, known)
+            hint = f" (did you mean {either(close)}?)" if close else ""
+            raise ConfigError(f"--{flag} is not an option of any of {', '.join(names)}{hint}. "
+                              "Run `talas train --method M --help` for the options.")
     for flag in dict.fromkeys(flag for flag, _ in groups):
         having = [n for n in names if flag in fields[n]]
         if len(having) < len(names):  # e.g. --cache_dtype: only the methods that read the cache have it
@@ -123,10 +135,11 @@ def main(argv: list[str]) -> int:
     """Resolve and check every method's config before anything runs (a bad option fails in seconds), then compare."""
     from talas.eval.task_file import load_tasks
 
-    args, rest = build_parser().parse_known_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
     names = method_names(args.methods)
     files = method_files(args.method_config, names)
-    flags = split_flags(rest, names)
+    flags = split_flags(rest, names, parser.known_flags())
     runs = []
     for name in names:
         method_argv = training_flags(name, flags[name], files.get(name), args.out)

@@ -15,8 +15,8 @@ DESCRIPTION = ("Distil a teacher into a student (builds or reuses the teacher ca
 
 
 def peek_method(argv: list[str]) -> str:
-    """The method named by --method, else by the --config file, else talas."""
-    peek = argparse.ArgumentParser(add_help=False)
+    """The method named by --method, else by the --config file, else talas (whole flag names only: --meth is not --method)."""
+    peek = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     peek.add_argument("--method")
     peek.add_argument("--config")
     known, _ = peek.parse_known_args(argv)

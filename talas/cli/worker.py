@@ -11,7 +11,6 @@ R.json is written last and atomically: its presence means the work is done.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -19,6 +18,7 @@ import time
 
 from talas.cli.cache import build
 from talas.cli.console import console_logging
+from talas.cli.flags import FlagParser
 from talas.cli.train import resolve
 from talas.config import config_dict
 from talas.errors import TalasError
@@ -76,15 +76,16 @@ def train_and_score(argv: list[str], task_file: str, task_names: list[str]) -> d
 def main(argv: list[str]) -> int:
     from talas.train.checkpoint import write_json
 
-    parser = argparse.ArgumentParser(prog="python -m talas.cli.worker")
+    parser = FlagParser(prog="python -m talas.cli.worker")
     parser.add_argument("mode", choices=("cache", "train"))
     parser.add_argument("--result", required=True)
     parser.add_argument("--eval_task_file", default="")
     parser.add_argument("--eval_tasks", default="")
     # The training flags follow "--" untouched (argparse would take --eval_tasks "" etc. as its own).
     cut = argv.index("--") if "--" in argv else len(argv)
-    args, flags = parser.parse_args(argv[:cut]), argv[cut + 1 :]
+    flags = argv[cut + 1 :]
     try:
+        args = parser.parse_flags(argv[:cut])
         with console_logging():
             if args.mode == "cache":
                 result = build_cache(flags)

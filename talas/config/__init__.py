@@ -11,17 +11,20 @@ The options of other commands are declared the same way beside their code: talas
 from talas.config.files import config_dict, format_config, load_config_file, save_config
 from talas.config.options import (
     GROUPS,
+    Alias,
     Range,
+    aliases_of,
     coerce,
     config_from_values,
     differences,
     option,
     option_fields,
     parse_bool,
+    unalias,
 )
 from talas.config.training import CacheConfig, TrainConfig, check_options
 
 __all__ = [
-    "GROUPS", "CacheConfig", "Range", "TrainConfig", "check_options", "coerce", "config_dict", "config_from_values",
-    "differences", "format_config", "load_config_file", "option", "option_fields", "parse_bool", "save_config",
+    "GROUPS", "Alias", "CacheConfig", "Range", "aliases_of", "TrainConfig", "check_options", "coerce", "config_dict", "config_from_values",
+    "differences", "format_config", "load_config_file", "option", "option_fields", "parse_bool", "save_config", "unalias",
 ]

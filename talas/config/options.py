@@ -61,26 +61,98 @@ class Range:
 
 def option(
     default: Any, help: str, choices: tuple | None = None, *, at_least: float | None = None, above: float | None = None,
-    below: float | None = None, zero: bool = False, group: str = "method", bookkeeping: bool = False,
+    below: float | None = None, zero: bool = False, group: str = "method", bookkeeping: bool = False, aliases: tuple[str, ...] = (),
 ) -> Any:
     """A config field with its help text, allowed values or numeric range, and the ``--help`` group it is listed in.
 
     ``group`` defaults to "method": the options a method's own config adds. ``bookkeeping``: changing
     it does not change what is trained (where files go, how often to log), so ``--resume`` accepts a
-    different value.
+    different value. ``aliases``: other names of the option, as flags and in config files ("output_dir");
+    "bf16=bf16" is a switch that sets the option to that value (see Alias).
     """
     if group not in GROUPS:
         raise ValueError(f"option group {group!r} is not one of {', '.join(GROUPS)}")
     factory = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
     bounded = any(b is not None for b in (at_least, above, below))
     limits = Range(at_least, above, below, zero) if bounded else None
-    metadata = {"help": help, "choices": choices, "range": limits, "group": group, "bookkeeping": bookkeeping}
+    metadata = {"help": help, "choices": choices, "range": limits, "group": group, "bookkeeping": bookkeeping, "aliases": aliases}
     return field(metadata=metadata, **factory)
 
 
 def option_fields(cls: type) -> list[dataclasses.Field]:
     """The fields of a config class that are options (the ``config`` field records the file they came from)."""
     return [f for f in dataclasses.fields(cls) if f.name != "config"]
+
+
+@dataclass(frozen=True)
+class Alias:
+    """Another name of an option, so that users can keep the Hugging Face TrainingArguments names they know.
+
+    ``value`` None: the alias takes the option's value (``--output_dir x`` is ``--save_dir x``). Otherwise
+    it is a switch: true sets the option to ``value`` (``--bf16`` is ``--mixed_precision bf16``), false to "no".
+    """
+
+    name: str
+    option: str
+    value: str | None = None
+
+
+def field_aliases(f: dataclasses.Field) -> list[Alias]:
+    """The aliases declared on one option ("output_dir", or "bf16=bf16" for a switch)."""
+    entries = (entry.partition("=") for entry in f.metadata.get("aliases", ()))
+    return [Alias(name, f.name, value if switch else None) for name, switch, value in entries]
+
+
+def aliases_of(cls: type) -> dict[str, Alias]:
+    """The aliases of the options of ``cls``, by alias name."""
+    fields = {f.name for f in option_fields(cls)}
+    table = {}
+    for alias in (a for f in option_fields(cls) for a in field_aliases(f)):
+        if alias.name in fields or alias.name in table:
+            raise ValueError(f"alias {alias.name!r} of option {alias.option!r} is already the name of an option or alias")
+        table[alias.name] = alias
+    return table
+
+
+def alias_value(cls: type, alias: Alias, value: Any, source: str) -> Any:
+    """The option value that ``value`` given under ``alias`` stands for (converted; ConfigError naming the alias)."""
+    f = next(f for f in option_fields(cls) if f.name == alias.option)
+    if alias.value is None:
+        return coerce(cls, f, value, f"{source} (--{alias.name})")
+    try:
+        on = value if isinstance(value, bool) else parse_bool(value)
+    except ValueError:
+        raise ConfigError(f"{source}: --{alias.name} expects true or false, got {value!r}.") from None
+    choices = f.metadata.get("choices") or ()
+    if on and alias.value not in choices:
+        usable = [f"--{a.name}" for a in aliases_of(cls).values() if a.option == alias.option and a.value in choices]
+        instead = f"; use {' or '.join(usable)} instead" if usable else ""
+        raise ConfigError(f"{source}: --{alias.name} asks for {alias.option} {alias.value}, which TALAS does not support "
+                          f"({alias.option}: {', '.join(choices)}){instead}.")
+    return coerce(cls, f, alias.value if on else "no", f"{source} (--{alias.name})")
+
+
+def unalias(cls: type, values: dict[str, Any], source: str) -> dict[str, Any]:
+    """``values`` with alias names replaced by the options they stand for.
+
+    An option given under two names with different values is a ConfigError naming both: neither may
+    silently win.
+    """
+    table = aliases_of(cls)
+    fields = {f.name: f for f in option_fields(cls)}
+    resolved = {name: value for name, value in values.items() if name not in table}
+    given_as = {name: name for name in resolved}
+    for name, value in values.items():
+        alias = table.get(name)
+        if alias is None:
+            continue
+        meant = alias_value(cls, alias, value, source)
+        option = alias.option
+        if option in resolved and coerce(cls, fields[option], resolved[option], source) != meant:
+            raise ConfigError(f"{source}: --{given_as[option]} and --{name} both set option {option!r}, to "
+                              f"{resolved[option]!r} and {meant!r}; pass one of them.")
+        resolved[option], given_as[option] = meant, name
+    return resolved
 
 
 def default_of(f: dataclasses.Field) -> Any:
