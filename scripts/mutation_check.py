@@ -308,13 +308,13 @@ MUTATIONS = [
     M("allow-abbrev-re-enabled", "issue 23: flags are whole names (`--lr 1e-3` is an error suggesting --learning_rate, never --lr_scheduler)",
       "talas/cli/flags.py", 'kwargs["allow_abbrev"] = False',
       'kwargs["allow_abbrev"] = True',
-      ("tests/test_flags.py::test_flag_mistakes_are_one_line_with_the_closest_flags[FL1]",
-       "tests/test_flags.py::test_flag_mistakes_are_one_line_with_the_closest_flags[FL2]")),
+      ("tests/integration/test_flags.py::test_flag_mistakes_are_one_line_with_the_closest_flags[FL1]",
+       "tests/integration/test_flags.py::test_flag_mistakes_are_one_line_with_the_closest_flags[FL2]")),
     M("alias-silently-overridden", "issue 23: an option and its Hugging Face alias with different values are an error, not last-one-wins",
       "talas/config/options.py", "if option in resolved and coerce(cls, fields[option], resolved[option], source) != meant:",
       "if False:",
-      ("tests/test_flags.py::test_flag_mistakes_are_one_line_with_the_closest_flags[FL4]",
-       "tests/test_flags.py::test_an_option_and_its_alias_may_agree_but_not_differ")),
+      ("tests/integration/test_flags.py::test_flag_mistakes_are_one_line_with_the_closest_flags[FL4]",
+       "tests/integration/test_flags.py::test_an_option_and_its_alias_may_agree_but_not_differ")),
 ]
 
 
