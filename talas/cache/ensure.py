@@ -37,7 +37,7 @@ from talas.cache.planner import prepare_folder
 from talas.cache.store import claim_target, file_format, store_files
 from talas.errors import CacheError
 from talas.models.encoder import load_config, resolve_model_path
-from talas.models.teacher import announce, load_teacher, pick_device, teacher_end_token, teacher_max_length, teacher_setup
+from talas.models.teacher import load_teacher, pick_device, teacher_end_token, teacher_max_length, teacher_setup
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,6 @@ def cache_key(cfg, texts: Sequence[str]) -> CacheKey:
     resolves to (its sentence-transformers modules or its architecture), never "auto"."""
     config = load_config(cfg.teacher_model_name)
     setup = teacher_setup(cfg)
-    announce(setup)
     return CacheKey(
         teacher=normalize_model_id(cfg.teacher_model_name),
         teacher_revision=teacher_revision(resolve_model_path(cfg.teacher_model_name), config),
@@ -140,6 +139,10 @@ def ensure_cache(cfg, texts: Sequence[str], anchors: Sequence[str]) -> tuple[Tea
     first); a new cache never replaces one of another key, it goes beside it under a keyed name.
     """
     key = cache_key(cfg, texts)
+    setup = teacher_setup(cfg)
+    note(setup.line)
+    if setup.warning:
+        note(setup.warning, warning=True)
     path = cache_file(cfg)
     if os.path.isdir(path):
         prepare_folder(path)  # says that a folder was given

@@ -72,17 +72,17 @@ def test_cached_vectors_equal_the_folders_own_encode(tiny_bert, tmp_path, caplog
 
 def test_explicit_flag_contradicting_the_folder_warns_once_and_wins(tiny_bert, tmp_path, caplog):
     folder = st_folder(tmp_path / "st", tiny_bert, "mean", True)
-    key = cache_key(config(folder, tmp_path, pooling_method="cls"), TEXTS)
-    assert key.pooling == "cls"
+    cache, _ = ensure_cache(config(folder, tmp_path, pooling_method="cls"), TEXTS, TEXTS)
+    assert cache.manifest["pooling"] == "cls"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "contradicts" in warnings[0] and "mean" in warnings[0], warnings
 
 
 def test_plain_models_pool_as_their_architecture(tiny_bert, tiny_qwen3, tmp_path, caplog):
-    bert = cache_key(config(tiny_bert, tmp_path), TEXTS)
-    qwen = cache_key(config(tiny_qwen3, tmp_path), TEXTS)
-    assert (bert.pooling, bert.normalize) == ("mean", False)
-    assert (qwen.pooling, qwen.end_token) == ("last_token", "<|endoftext|>")
+    bert = ensure_cache(config(tiny_bert, tmp_path / "bert"), TEXTS, TEXTS)[0].manifest
+    qwen = ensure_cache(config(tiny_qwen3, tmp_path / "qwen"), TEXTS, TEXTS)[0].manifest
+    assert (bert["pooling"], bert["normalize"]) == ("mean", False)
+    assert (qwen["pooling"], qwen["end_token"]) == ("last_token", "<|endoftext|>")
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("teacher pooling:")]
     assert lines[0].startswith("teacher pooling: mean (the teacher is a bert encoder") and "decoder" in lines[1], lines
     assert resolve_pooling(str(tiny_bert), "cls", "the student") == ("cls", "as passed")
