@@ -24,8 +24,8 @@ from talas.losses.tokens import cross_attend, std_scaled
 from talas.losses.vectors import cosine_distance, normalized_mse, similarity_kl
 from talas.methods.base import Method
 from talas.models.encoder import load_config, pool
-from talas.models.teacher import teacher_setup
 from talas.models.projection import fit_linear, sample_rows
+from talas.models.teacher import teacher_setup
 from talas.teacher.provision import Prepared, TeacherNeeds, distinct_rows
 from talas.teacher.ridge import sample_online_states
 

@@ -3,7 +3,7 @@
 The cache build, the online teacher and CDM's weight table all load it through ``load_teacher`` so
 that every teacher pass of a run uses one model, pooling, prompt and max_length. ``teacher_setup``
 decides how it embeds: a sentence-transformers folder by its own modules, a plain model by its
-architecture, unless --pooling_method says otherwise.
+architecture, unless --pooling_method says how.
 """
 
 from __future__ import annotations
@@ -33,25 +33,28 @@ class TeacherSetup:
 
 
 def teacher_setup(cfg) -> TeacherSetup:
-    """Resolve the teacher's pooling, normalisation and prompt (reads small files only, never the weights)."""
+    """Resolve the teacher's pooling, normalisation and prompt (reads small files only, never the weights).
+
+    An explicit --pooling_method keeps the behaviour runs had before folders were read (that pooling over
+    the transformer's states, no Normalize, no folder prompt), so recorded commands reproduce their caches.
+    """
     path = resolve_model_path(cfg.teacher_model_name)
     modules = st_folder_modules(path) if os.path.isdir(path) else None
-    if modules is None:
+    if modules is None or cfg.pooling_method != "auto":
         pooling, why = resolve_pooling(cfg.teacher_model_name, cfg.pooling_method, "the teacher")
-        return TeacherSetup(pooling, False, cfg.teacher_prompt, f"teacher pooling: {pooling} ({why})")
+        warning = ""
+        if modules is not None and pooling != modules.pooling:
+            warning = (f"--pooling_method {pooling} contradicts the teacher folder's own {modules.pooling} pooling "
+                       f"(its sentence-transformers Pooling module); using {pooling} as passed.")
+        return TeacherSetup(pooling, False, cfg.teacher_prompt, f"teacher pooling: {pooling} ({why})", warning)
     if modules.dense:
         raise ModelError(f"Teacher {cfg.teacher_model_name!r} has Dense module(s) after pooling ({', '.join(modules.dense)}), "
                          "which TALAS does not reproduce in its teacher cache yet. Pass a teacher without Dense modules.")
-    pooling = modules.pooling if cfg.pooling_method == "auto" else cfg.pooling_method
-    warning = ""
-    if pooling != modules.pooling:
-        warning = (f"--pooling_method {pooling} contradicts the teacher folder's own {modules.pooling} pooling "
-                   f"(its sentence-transformers Pooling module); using {pooling} as passed.")
     prompt = cfg.teacher_prompt or modules.prompt
-    said = [pooling + (" as passed" if warning else ""), *(["normalized"] if modules.normalize else []),
+    said = [modules.pooling, *(["normalized"] if modules.normalize else []),
             *([f"default prompt {modules.prompt!r}"] if prompt and prompt == modules.prompt else [])]
     line = f"teacher pooling: {', '.join(said)} (from the folder's sentence-transformers modules)"
-    return TeacherSetup(pooling, modules.normalize, prompt, line, warning)
+    return TeacherSetup(modules.pooling, modules.normalize, prompt, line)
 
 
 def announce(setup: TeacherSetup) -> None:

@@ -18,8 +18,8 @@ import torch
 from talas.data.examples import TrainingData
 from talas.errors import ConfigError
 from talas.methods.base import Method, Stage
-from talas.models.folder import resolve_pooling
 from talas.models.encoder import Encoder, check_dropout, check_model_folder, chosen_layers, layer_choice, set_dropout
+from talas.models.folder import resolve_pooling
 from talas.models.logits import student_logits
 from talas.models.teacher import teacher_max_length
 from talas.teacher.provision import Prepared, TeacherNeeds, TeacherSupply

@@ -12,7 +12,7 @@ from talas.cache import ensure_cache
 from talas.cache.ensure import cache_key
 from talas.errors import ModelError
 from talas.methods.talas import TalasConfig
-from talas.models.export import st_modules
+from talas.models.export import describe_teacher, st_modules
 from talas.models.folder import resolve_pooling
 
 TEXTS = ["the cat sits on the mat", "a plane is taking off", "how do i reset my pin", "two dogs run across the field"]
@@ -108,3 +108,10 @@ def test_unsupported_folder_modules_are_refused_clearly(tiny_bert, tmp_path):
     (folder / "modules.json").write_text(json.dumps(listing))
     with pytest.raises(ModelError, match="Dense"):
         cache_key(config(folder, tmp_path), TEXTS)
+
+
+def test_model_card_and_student_read_the_same_folder(tiny_bert, tmp_path):
+    folder = st_folder(tmp_path / "st", tiny_bert, "cls", True, "passage: ")
+    assert describe_teacher(config(folder, tmp_path)) == "cls pooling, normalized, prompt 'passage: '"
+    assert describe_teacher(config(tiny_bert, tmp_path, pooling_method="last_token")) == "last_token pooling"
+    assert resolve_pooling(str(folder), "auto", "the student")[0] == "cls"
