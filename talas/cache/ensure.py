@@ -140,7 +140,8 @@ def ensure_cache(cfg, texts: Sequence[str], anchors: Sequence[str]) -> tuple[Tea
     """
     key = cache_key(cfg, texts)
     setup = teacher_setup(cfg)
-    note(setup.line)
+    if setup.line:
+        note(setup.line)
     if setup.warning:
         note(setup.warning, warning=True)
     path = cache_file(cfg)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import nn
@@ -59,7 +60,11 @@ class DskdMethod(Method):
             self.query = nn.Linear(student.dim, teacher_dim)
             self.t2s = nn.Linear(teacher_dim, student.dim)
             self.s2t = nn.Linear(student.dim, teacher_dim)
-            self.teacher_pooling = teacher_setup(cfg).pooling  # "auto" resolved as the online teacher pools
+
+    @cached_property
+    def teacher_pooling(self) -> str:
+        """The online teacher's pooling ("auto" resolved as load_teacher resolves it), read on first use."""
+        return teacher_setup(self.cfg).pooling
 
     @classmethod
     def uses_teacher(cls, cfg: DskdConfig) -> bool:

@@ -28,7 +28,7 @@ class TeacherSetup:
     pooling: str
     normalize: bool
     prompt: str
-    line: str  # what was chosen and why, for the log
+    line: str  # what was chosen and why, for the log ("" when --pooling_method said it)
     warning: str = ""  # an explicit flag contradicting the folder
 
 
@@ -46,7 +46,9 @@ def teacher_setup(cfg) -> TeacherSetup:
         if modules is not None and pooling != modules.pooling:
             warning = (f"--pooling_method {pooling} contradicts the teacher folder's own {modules.pooling} pooling "
                        f"(its sentence-transformers Pooling module); using {pooling} as passed.")
-        return TeacherSetup(pooling, False, cfg.teacher_prompt, f"teacher pooling: {pooling} ({why})", warning)
+        # A pooling the user passed needs no announcement (a contradicted folder gets its warning).
+        line = "" if cfg.pooling_method != "auto" else f"teacher pooling: {pooling} ({why})"
+        return TeacherSetup(pooling, False, cfg.teacher_prompt, line, warning)
     if modules.dense:
         raise ModelError(f"Teacher {cfg.teacher_model_name!r} has Dense module(s) after pooling ({', '.join(modules.dense)}), "
                          "which TALAS does not reproduce in its teacher cache yet. Pass a teacher without Dense modules.")
@@ -58,7 +60,8 @@ def teacher_setup(cfg) -> TeacherSetup:
 
 
 def announce(setup: TeacherSetup) -> None:
-    logger.info(setup.line)
+    if setup.line:
+        logger.info(setup.line)
     if setup.warning:
         logger.warning(setup.warning)
 

@@ -72,7 +72,8 @@ def check_models(cfg, method_cls: type[Method], data: TrainingData) -> None:
 def load_student(cfg, needs: TeacherNeeds) -> Encoder:
     """The student as configured for training: chosen layers, frozen parts, dropout, checkpointing."""
     pooling, why = resolve_pooling(cfg.student_model_name, cfg.student_pooling, "the student")
-    logger.info(f"student pooling: {pooling} ({why})")
+    if cfg.student_pooling == "auto":
+        logger.info(f"student pooling: {pooling} ({why})")
     student = Encoder.load(cfg.student_model_name, pooling, cfg.max_length,
                            layers=layer_choice(cfg), **needs.student_kwargs())
     if cfg.freeze_embeddings:
