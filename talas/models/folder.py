@@ -26,7 +26,7 @@ class FolderModules:
 
     pooling: str
     normalize: bool
-    dense: tuple[str, ...]  # the Dense modules' folders, in order (recorded; applied by sentence-transformers only)
+    dense: tuple[str, ...]  # the Dense modules' folders, in order (our Encoder does not apply them)
     prompt: str  # the default prompt (config_sentence_transformers.json), "" if none
 
 

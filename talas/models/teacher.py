@@ -39,7 +39,12 @@ def teacher_setup(cfg) -> TeacherSetup:
     the transformer's states, no Normalize, no folder prompt), so recorded commands reproduce their caches.
     """
     path = resolve_model_path(cfg.teacher_model_name)
-    modules = st_folder_modules(path) if os.path.isdir(path) else None
+    try:
+        modules = st_folder_modules(path) if os.path.isdir(path) else None
+    except ModelError:
+        if cfg.pooling_method == "auto":
+            raise
+        modules = None  # modules TALAS cannot reproduce do not matter when the pooling is passed
     if modules is None or cfg.pooling_method != "auto":
         pooling, why = resolve_pooling(cfg.teacher_model_name, cfg.pooling_method, "the teacher")
         warning = ""

@@ -102,6 +102,7 @@ def test_unsupported_folder_modules_are_refused_clearly(tiny_bert, tmp_path):
     folder = st_folder(tmp_path / "st", tiny_bert, "max", False)
     with pytest.raises(ModelError, match="pooling max;"):
         cache_key(config(folder, tmp_path), TEXTS)
+    assert cache_key(config(folder, tmp_path, pooling_method="mean"), TEXTS).pooling == "mean"  # passed: as before
     folder = st_folder(tmp_path / "dense", tiny_bert, "mean", False)
     listing = json.loads((folder / "modules.json").read_text())
     listing.append({"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
