@@ -37,7 +37,7 @@ from talas.cache.planner import prepare_folder
 from talas.cache.store import claim_target, file_format, store_files
 from talas.errors import CacheError
 from talas.models.encoder import load_config, resolve_model_path
-from talas.models.teacher import load_teacher, pick_device, teacher_end_token, teacher_max_length
+from talas.models.teacher import load_teacher, pick_device, teacher_end_token, teacher_max_length, teacher_setup
 
 logger = logging.getLogger(__name__)
 
@@ -56,20 +56,23 @@ def note(message: str, warning: bool = False) -> None:
 
 def cache_key(cfg, texts: Sequence[str]) -> CacheKey:
     """The key the cache must have for this config and these texts (reads the teacher's config, and its
-    tokenizer under last-token pooling)."""
+    tokenizer under last-token pooling); the pooling, normalisation and prompt are those the teacher
+    resolves to (its sentence-transformers modules or its architecture), never "auto"."""
     config = load_config(cfg.teacher_model_name)
+    setup = teacher_setup(cfg)
     return CacheKey(
         teacher=normalize_model_id(cfg.teacher_model_name),
         teacher_revision=teacher_revision(resolve_model_path(cfg.teacher_model_name), config),
-        pooling=cfg.pooling_method,
-        normalize=bool(cfg.normalize_cache),
+        pooling=setup.pooling,
+        # The folder's Normalize module and --normalize_cache give the same vectors: one field.
+        normalize=bool(cfg.normalize_cache) or setup.normalize,
         dtype=cfg.cache_dtype,
         max_length=teacher_max_length(cfg),
-        prompt=cfg.teacher_prompt,
+        prompt=setup.prompt,
         dim=int(config.hidden_size),
         count=len(texts),
         texts_sha256=texts_fingerprint(texts),
-        end_token=teacher_end_token(cfg),
+        end_token=teacher_end_token(cfg, setup),
     )
 
 
@@ -109,7 +112,7 @@ def check_cache(cache: TeacherCache, key: CacheKey, texts: Sequence[str], anchor
 
 def build_with(cfg, path: str, texts: Sequence[str], key: CacheKey, chunk_size: int) -> TeacherCache:
     device = pick_device(cfg.device)
-    return build_cache(path, texts, key, lambda: load_teacher(cfg, device), batch_size=cfg.cache_batch_size, chunk_size=chunk_size)
+    return build_cache(path, texts, key, lambda: load_teacher(cfg, device, quiet=True), batch_size=cfg.cache_batch_size, chunk_size=chunk_size)
 
 
 def checked(cfg, cache: TeacherCache, key: CacheKey, texts: Sequence[str]) -> tuple[TeacherCache, bool]:
@@ -136,6 +139,11 @@ def ensure_cache(cfg, texts: Sequence[str], anchors: Sequence[str]) -> tuple[Tea
     first); a new cache never replaces one of another key, it goes beside it under a keyed name.
     """
     key = cache_key(cfg, texts)
+    setup = teacher_setup(cfg)
+    if setup.line:
+        note(setup.line)
+    if setup.warning:
+        note(setup.warning, warning=True)
     path = cache_file(cfg)
     if os.path.isdir(path):
         prepare_folder(path)  # says that a folder was given

@@ -35,9 +35,11 @@ class TrainConfig:
                                        "overrides --student_num_layers.", group="student")
     freeze_embeddings: bool = option(False, "Keep the student's word embeddings fixed (fewer parameters to update).", group="student")
     student_dropout: float = option(-1.0, "Dropout probability in the student while training (-1 = the model's own; 0 = off).", group="student")
-    student_pooling: str = option("last_token", "Student pooling.", ("cls", "mean", "last_token"), group="student")
+    student_pooling: str = option("auto", "Student pooling (auto: a sentence-transformers folder's own, else mean for "
+                                  "encoders, last_token for decoders).", ("auto", "cls", "mean", "last_token"), group="student")
     teacher_model_name: str = option("Qwen/Qwen3-Embedding-0.6B", "Teacher model: local folder or hub id.", group="teacher")
-    pooling_method: str = option("last_token", "Teacher pooling.", ("cls", "mean", "last_token"), group="teacher")
+    pooling_method: str = option("auto", "Teacher pooling (auto: a sentence-transformers folder's own modules, else mean for "
+                                 "encoders, last_token for decoders).", ("auto", "cls", "mean", "last_token"), group="teacher")
     teacher_prompt: str = option("", "Instruction prefixed to every text the teacher embeds.", group="teacher")
     teacher_max_length: int = option(0, "Teacher max tokens (0 = same as --max_length).", at_least=2, zero=True, group="teacher")
     teacher_dtype: str = option("auto", "Teacher weights dtype (auto = bf16 on GPU, fp32 on CPU).", ("auto", "float32", "bfloat16", "float16"), group="teacher")

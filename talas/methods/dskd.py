@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import nn
@@ -25,6 +26,7 @@ from talas.losses.vectors import cosine_distance, normalized_mse, similarity_kl
 from talas.methods.base import Method
 from talas.models.encoder import load_config, pool
 from talas.models.projection import fit_linear, sample_rows
+from talas.models.teacher import teacher_setup
 from talas.teacher.provision import Prepared, TeacherNeeds, distinct_rows
 from talas.teacher.ridge import sample_online_states
 
@@ -58,6 +60,11 @@ class DskdMethod(Method):
             self.query = nn.Linear(student.dim, teacher_dim)
             self.t2s = nn.Linear(teacher_dim, student.dim)
             self.s2t = nn.Linear(student.dim, teacher_dim)
+
+    @cached_property
+    def teacher_pooling(self) -> str:
+        """The online teacher's pooling ("auto" resolved as load_teacher resolves it), read on first use."""
+        return teacher_setup(self.cfg).pooling
 
     @classmethod
     def uses_teacher(cls, cfg: DskdConfig) -> bool:
@@ -144,7 +151,7 @@ class DskdMethod(Method):
         scores = query @ std_scaled(t_embed, t_mask).transpose(1, 2) / math.sqrt(self.teacher_dim)  # [N, Ls, Lt]
         t2s = cross_attend(scores, t_mask, self.t2s(std_scaled(t_states, t_mask)))
         s2t = cross_attend(scores.transpose(1, 2), s_mask, self.s2t(out.tokens[rows]))
-        return pool(t2s, s_mask, self.student.pooling), pool(s2t, t_mask, self.cfg.pooling_method)
+        return pool(t2s, s_mask, self.student.pooling), pool(s2t, t_mask, self.teacher_pooling)
 
     def dskd_terms(self, batch: Batch, out, rows: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg = self.cfg

@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from torch import nn
 
 from talas.config import config_dict
+from talas.errors import ModelError
+from talas.models.teacher import teacher_setup
 
 ST_POOLING = {"cls": "cls", "mean": "mean", "last_token": "lasttoken"}
 
@@ -73,7 +75,7 @@ tags: [sentence-transformers, sentence-similarity, feature-extraction, distillat
 # Student distilled with TALAS ({cfg.method})
 
 - **Student init:** `{cfg.student_model_name}`{describe_layers(cfg)}, {student.dim}-d, {student.pooling} pooling
-- **Teacher:** `{cfg.teacher_model_name}` ({cfg.pooling_method} pooling{f", prompt {cfg.teacher_prompt!r}" if cfg.teacher_prompt else ""})
+- **Teacher:** `{cfg.teacher_model_name}` ({describe_teacher(cfg)})
 - **Method:** `{cfg.method}`
 - **Training data:** `{cfg.train_data_path}`
 - **Exported:** {datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
@@ -91,6 +93,16 @@ embeddings = model.encode(["An example sentence"])
 """
     with open(os.path.join(folder, "README.md"), "w", encoding="utf-8") as handle:
         handle.write(card)
+
+
+def describe_teacher(cfg) -> str:
+    """How the teacher embedded the targets, as resolved (e.g. "mean pooling, normalized, prompt 'query: '")."""
+    try:
+        setup = teacher_setup(cfg)
+    except ModelError:  # a student-only run never needed a loadable teacher
+        return f"{cfg.pooling_method} pooling, not used"
+    return ", ".join([f"{setup.pooling} pooling", *(["normalized"] if setup.normalize else []),
+                      *([f"prompt {setup.prompt!r}"] if setup.prompt else [])])
 
 
 def describe_layers(cfg) -> str:

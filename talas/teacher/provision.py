@@ -201,7 +201,7 @@ class Prepared:
 def provide(cfg, needs: TeacherNeeds, texts: Sequence[str], anchors: Sequence[str], device: torch.device) -> TeacherSupply:
     """Build what ``needs`` asks for: the cache (built if missing) and/or the online teacher."""
     from talas.cache import ensure_cache
-    from talas.models.teacher import load_teacher
+    from talas.models.teacher import load_teacher, teacher_setup
 
     supply = TeacherSupply(needs)
     if needs.vectors == "cached":
@@ -209,7 +209,8 @@ def provide(cfg, needs: TeacherNeeds, texts: Sequence[str], anchors: Sequence[st
         supply.dim = supply.cache.dim
     if needs.online:
         extra = {"attn_implementation": "eager"} if needs.attention_layers else {}
-        supply.online = OnlineTeacher(load_teacher(cfg, device, **extra), needs, getattr(cfg, "normalize_cache", False))
+        supply.online = OnlineTeacher(load_teacher(cfg, device, **extra), needs,
+                                      getattr(cfg, "normalize_cache", False) or teacher_setup(cfg).normalize)
         supply.dim = supply.online.dim
     if supply.cache is None and supply.online is None:
         logger.info("No distillation term (student-only training): the teacher and its cache are not used.")

@@ -19,6 +19,7 @@ from talas.data.examples import TrainingData
 from talas.errors import ConfigError
 from talas.methods.base import Method, Stage
 from talas.models.encoder import Encoder, check_dropout, check_model_folder, chosen_layers, layer_choice, set_dropout
+from talas.models.folder import resolve_pooling
 from talas.models.logits import student_logits
 from talas.models.teacher import teacher_max_length
 from talas.teacher.provision import Prepared, TeacherNeeds, TeacherSupply
@@ -70,7 +71,10 @@ def check_models(cfg, method_cls: type[Method], data: TrainingData) -> None:
 
 def load_student(cfg, needs: TeacherNeeds) -> Encoder:
     """The student as configured for training: chosen layers, frozen parts, dropout, checkpointing."""
-    student = Encoder.load(cfg.student_model_name, cfg.student_pooling, cfg.max_length,
+    pooling, why = resolve_pooling(cfg.student_model_name, cfg.student_pooling, "the student")
+    if cfg.student_pooling == "auto":
+        logger.info(f"student pooling: {pooling} ({why})")
+    student = Encoder.load(cfg.student_model_name, pooling, cfg.max_length,
                            layers=layer_choice(cfg), **needs.student_kwargs())
     if cfg.freeze_embeddings:
         student.model.get_input_embeddings().requires_grad_(False)

@@ -101,8 +101,8 @@ class StubStudent(nn.Module):
 
 
 def identity_method(**options):
-    """DSKD on 2-d states with identity projectors (no bias)."""
-    method = DskdMethod(DskdConfig(**options), StubStudent(2), 2)
+    """DSKD on 2-d states with identity projectors (no bias); the teacher pools its last token (as passed)."""
+    method = DskdMethod(DskdConfig(**{"pooling_method": "last_token", **options}), StubStudent(2), 2)
     with torch.no_grad():
         for proj in (method.query, method.t2s, method.s2t):
             proj.weight.copy_(torch.eye(2))

@@ -310,7 +310,7 @@ def test_library_code_never_imports_the_cli():
 
 #: What the seed's launchers ran (scripts/train_<method>.sh / .ps1 before they read config/seed_<method>.yaml).
 SEED_RUNS = {
-    "talas": {"save_dir": "checkpoints/talas", "batch_size": 128, "epochs": 5, "learning_rate": 2e-5, "max_length": 256,
+    "talas": {"student_pooling": "last_token", "save_dir": "checkpoints/talas", "batch_size": 128, "epochs": 5, "learning_rate": 2e-5, "max_length": 256,
               "temperature": 0.05},
     "stella": {"save_dir": "checkpoints/stella", "matryoshka_dims": [1024, 512, 256, 128], "batch_size": 128, "epochs": 1,
                "stage1_lr": 1e-4, "stage2_lr": 8e-5, "stage3_lr": 8e-5, "max_length": 256},
@@ -322,7 +322,8 @@ SEED_RUNS = {
             "student_pooling": "mean", "alpha": 0.5, "w_ira": 0.1, "w_ot": 1.0, "ot_epsilon": 0.1, "ot_max_iter": 100,
             "projection_lr": 1e-3},
 }
-SEED_MODELS = {"train_data_path": "data/train/distill_texts_clean.csv", "student_model_name": "bert-base-uncased",
+# Every seed pooled its teacher's last token (the schema's default is now "auto").
+SEED_MODELS = {"pooling_method": "last_token", "train_data_path": "data/train/distill_texts_clean.csv", "student_model_name": "bert-base-uncased",
                "teacher_model_name": "Qwen/Qwen3-Embedding-0.6B"}
 
 
@@ -377,4 +378,6 @@ def test_seed_config_modules_export_every_option_default(method):
 
     module = seed_config(f"{method}_config")
     for name, value in config_dict(get_method(method).config_class()).items():
-        assert getattr(module, name) == value, name
+        # "auto" poolings show the seed's value (config/__init__.py), the rest the schema's default.
+        seed = "last_token" if name in ("pooling_method", "student_pooling") and value == "auto" else value
+        assert getattr(module, name) == seed, name

@@ -36,10 +36,12 @@ def write_nli(path):
 
 
 def seed_command(data, student, teacher, save_dir, *extra):
-    # The seed's command (SPEC §1) with local paths for the models and a tiny budget.
+    # The seed's command (SPEC §1, with the seed's last-token poolings, README) with local paths for the models
+    # and a tiny budget.
     return ["train", "--method", "talas", "--train_data_path", str(data), "--student_model_name", str(student),
             "--teacher_model_name", str(teacher), "--save_dir", str(save_dir), "--batch_size", "4", "--epochs", "2",
-            "--learning_rate", "2e-5", "--max_length", "32", "--temperature", "0.05", "--device", "cpu", *extra]
+            "--learning_rate", "2e-5", "--max_length", "32", "--temperature", "0.05", "--device", "cpu",
+            "--pooling_method", "last_token", "--student_pooling", "last_token", *extra]
 
 
 def refuse_teacher(monkeypatch, teacher):
@@ -116,7 +118,7 @@ def test_config_file_then_flags_override(workdir, tiny_bert, tiny_qwen3):
     (workdir / "c.yaml").write_text("batch_size: 16\nlearning_rate: 1.0e-4\nkd_both_sides: false\n")
     cfg = resolve_config(TalasConfig, ["--config", "c.yaml", "--learning_rate", "3e-5"])
     assert (cfg.batch_size, cfg.learning_rate, cfg.kd_both_sides) == (16, 3e-5, False)
-    assert cfg.w_task == 0.5 and cfg.pooling_method == "last_token"
+    assert cfg.w_task == 0.5 and cfg.pooling_method == "auto"
     (workdir / "bad.json").write_text(json.dumps({"batch_sise": 3}))
     with pytest.raises(Exception, match="unknown option.*batch_sise"):
         resolve_config(TalasConfig, ["--config", "bad.json"])

@@ -21,7 +21,7 @@ TEXTS = [f"sentence number {i} about {w}" for i, w in enumerate(["cats", "dogs",
 
 
 def config(tiny_qwen3, tmp_path, **kw):
-    base = {"teacher_model_name": str(tiny_qwen3), "cache_path": str(tmp_path / "c.safetensors"), "max_length": 32,
+    base = {"teacher_model_name": str(tiny_qwen3), "pooling_method": "last_token", "cache_path": str(tmp_path / "c.safetensors"), "max_length": 32,
             "cache_batch_size": 4, "cache_chunk_size": 8, "device": "cpu"}
     return replace(TalasConfig(), **{**base, **kw})
 
